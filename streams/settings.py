@@ -1,0 +1,37 @@
+"""Configuration by environment (``PATENTMATCH_*``): the one place where the service's defaults live.
+
+Nested groups use ``__``: ``PATENTMATCH_TOPICS__OFFERS=my.offers``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "Topics"]
+
+
+class Topics(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    offers: str = "patent.offers"
+    demands: str = "patent.demands"
+    financing: str = "patent.financing"
+    matches: str = "patent.matches"
+    deadletter: str = "patent.deadletter"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PATENTMATCH_", env_nested_delimiter="__", frozen=True)
+
+    kafka_bootstrap: str | None = None
+    """Bootstrap servers of an existing cluster; unset means: start the local broker."""
+    kafka_version: str = "4.1.1"
+    """Apache Kafka release the local broker runs (``org.apache.kafka:kafka_2.13``)."""
+    cache_dir: Path = Path.home() / ".cache" / "patentmatch"
+    """Where the broker jars are kept between runs."""
+    topics: Topics = Topics()
+    max_record_bytes: int = 1024 * 1024
+    dead_letter_value_cap: int = 64 * 1024

@@ -1,0 +1,41 @@
+"""Shared fixtures. The broker is real Apache Kafka, started once per session on a free port of
+127.0.0.1 (or taken from ``PATENTMATCH_KAFKA_BOOTSTRAP``). If it cannot start, every test that needs it
+fails with the reason: nothing here skips."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from streams.localkafka import LocalKafka
+from streams.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
+    settings = Settings()
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if settings.kafka_bootstrap:
+        if reporter:
+            reporter.write_line(f"using the configured Kafka cluster at {settings.kafka_bootstrap}")
+        yield settings.kafka_bootstrap
+        return
+    broker = LocalKafka(version=settings.kafka_version, cache_dir=settings.cache_dir)
+    broker.start()  # raises BrokerStartError with the broker's own output: the tests fail, loudly
+    if reporter:
+        reporter.write_line(
+            f"\nstarted Apache Kafka {broker.broker_version} (KRaft, single node) on {broker.bootstrap} "
+            f"in {broker.startup_seconds:.1f}s"
+        )
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A prefix that gives each test its own topics on the shared broker."""
+    return f"it-{uuid.uuid4().hex[:12]}"
