@@ -99,7 +99,7 @@ def _ipc(value: Any) -> str:
 
 
 def _amount(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
         raise ValueError("must be a decimal string or a number")
     try:
         amount = Decimal(str(value).strip()) if isinstance(value, (str, float)) else Decimal(value)

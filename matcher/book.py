@@ -1,0 +1,103 @@
+"""The open book: which version of each entity is current, which are open, and when they expire.
+
+Versions make redelivery and reordering harmless: an event whose version is not above the stored one
+is stale and changes nothing, and a withdrawn or expired entity leaves a tombstone (its id and version
+only) so that an older version arriving late cannot bring it back. Time is event time: the watermark is
+the latest ``occurred_at`` seen, and an entity whose ``expires_at`` is at or before it is closed.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Literal
+
+from matcher.entities import Demand, Offer, Request
+
+__all__ = ["Book", "BookChange", "Entity", "Outcome"]
+
+Entity = Offer | Demand | Request
+Kind = Literal["offer", "demand", "financing"]
+Outcome = Literal["accepted", "stale", "duplicate"]
+CloseReason = Literal["withdrawn", "expired", "updated"]
+
+_RECENT_EVENT_IDS = 200_000
+
+
+def kind_of(entity: Entity) -> Kind:
+    if isinstance(entity, Offer):
+        return "offer"
+    return "demand" if isinstance(entity, Demand) else "financing"
+
+
+@dataclass
+class BookChange:
+    """What one event did to the book: entities that left (with why) and entities now open."""
+
+    outcome: Outcome
+    closed: list[tuple[Entity, CloseReason]] = field(default_factory=list)
+    opened: list[Entity] = field(default_factory=list)
+
+
+class Book:
+    """Open entities of every kind, with their versions, tombstones and expiry schedule."""
+
+    def __init__(self) -> None:
+        self.open: dict[tuple[Kind, str], Entity] = {}
+        self._versions: dict[tuple[Kind, str], int] = {}
+        self._recent_ids: OrderedDict[str, None] = OrderedDict()
+        self._expiry: list[tuple[float, Kind, str, int]] = []
+        self.watermark = float("-inf")
+
+    def version_of(self, kind: Kind, entity_id: str) -> int:
+        return self._versions.get((kind, entity_id), 0)
+
+    def apply(self, entity: Entity, *, withdrawn: bool) -> BookChange:
+        """Apply the entity's new version (or its withdrawal), then close whatever the advanced
+        watermark has expired."""
+        kind = kind_of(entity)
+        key = (kind, entity.id)
+        if entity.event_id in self._recent_ids:
+            return BookChange("duplicate")
+        self._remember(entity.event_id)
+        if entity.version <= self._versions.get(key, 0):
+            self.watermark = max(self.watermark, entity.ts)
+            return BookChange("stale", closed=self._expire())
+        change = BookChange("accepted")
+        self._versions[key] = entity.version
+        previous = self.open.pop(key, None)
+        if previous is not None:
+            change.closed.append((previous, "withdrawn" if withdrawn else "updated"))
+        self.watermark = max(self.watermark, entity.ts)
+        if not withdrawn:
+            if entity.expires_ts is not None and entity.expires_ts <= self.watermark:
+                if previous is not None:
+                    change.closed[-1] = (previous, "expired")
+            else:
+                self.open[key] = entity
+                change.opened.append(entity)
+                if entity.expires_ts is not None:
+                    heapq.heappush(self._expiry, (entity.expires_ts, kind, entity.id, entity.version))
+        change.closed.extend(self._expire())
+        return change
+
+    def advance(self, ts: float) -> list[tuple[Entity, CloseReason]]:
+        """Move the watermark (an event seen elsewhere, or a rejected-but-timed event) and expire."""
+        self.watermark = max(self.watermark, ts)
+        return self._expire()
+
+    def _expire(self) -> list[tuple[Entity, CloseReason]]:
+        closed: list[tuple[Entity, CloseReason]] = []
+        while self._expiry and self._expiry[0][0] <= self.watermark:
+            _, kind, entity_id, version = heapq.heappop(self._expiry)
+            current = self.open.get((kind, entity_id))
+            if current is not None and current.version == version:
+                del self.open[(kind, entity_id)]
+                closed.append((current, "expired"))
+        return closed
+
+    def _remember(self, event_id: str) -> None:
+        self._recent_ids[event_id] = None
+        if len(self._recent_ids) > _RECENT_EVENT_IDS:
+            self._recent_ids.popitem(last=False)

@@ -1,0 +1,61 @@
+"""A candidate match: who seeks, who is found (and who finances, for a bridge), how well it scores."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["Candidate", "SeekerKey", "match_id"]
+
+MatchKind = Literal["transaction", "financing", "bridge"]
+SeekerKey = tuple[Literal["demand", "financing"], str]
+
+
+def match_id(kind: str, *party_ids: str) -> str:
+    """Stable id of a pair (or triple): a hash of the kind and the ids of every party to it."""
+    digest = hashlib.blake2b("\x1f".join((kind, *party_ids)).encode(), digest_size=12)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    kind: MatchKind
+    seeker_kind: Literal["demand", "financing"]
+    seeker_id: str
+    seeker_version: int
+    counterpart_kind: Literal["offer", "demand"]
+    counterpart_id: str
+    counterpart_version: int
+    financier_id: str | None
+    financier_version: int | None
+    score: float
+    match_id: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.match_id:
+            ids = (self.seeker_id, self.counterpart_id) + ((self.financier_id,) if self.financier_id else ())
+            object.__setattr__(self, "match_id", match_id(self.kind, *ids))
+
+    @property
+    def seeker(self) -> SeekerKey:
+        return (self.seeker_kind, self.seeker_id)
+
+    @property
+    def order(self) -> tuple[float, str, str]:
+        """Rank order: best score first, ties broken by ids."""
+        return (-self.score, self.counterpart_id, self.financier_id or "")
+
+    def same_state(self, other: Candidate) -> bool:
+        """Same match id, versions and score: re-announcing it would be an exact repeat."""
+        return (
+            self.match_id == other.match_id
+            and self.seeker_version == other.seeker_version
+            and self.counterpart_version == other.counterpart_version
+            and self.financier_version == other.financier_version
+            and self.score == other.score
+        )
+
+
+def top_k(candidates: list[Candidate], k: int) -> list[Candidate]:
+    return sorted(candidates, key=lambda c: c.order)[:k]

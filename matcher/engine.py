@@ -1,0 +1,188 @@
+"""The engine: validated events in, match and revoke notices out.
+
+:class:`Engine` runs S shards and the merger in one process — the whole engine when S = 1, and the same
+split the service distributes over Kafka when S > 1. Either way the open matches after a log are the
+top K of every seeker in the final book (the invariant of DESIGN.md), which ``matcher.oracle`` computes
+by brute force for the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from matcher.book import Entity, Outcome, kind_of
+from matcher.candidates import Candidate, SeekerKey
+from matcher.config import MatchingConfig
+from matcher.entities import Demand, Offer, demand_from_event, offer_from_event, request_from_event
+from matcher.explain import Explanation, explain_financing, explain_offer
+from matcher.shard import Shard, ShardUpdate
+from matcher.text import TextAnalyzer, default_analyzer
+from matcher.views import Views
+from schemas import BuyerDemand, EntityRef, FinancingRequest, InputEvent, MatchEvent, PatentOffer
+
+__all__ = ["Engine", "Notice", "Result", "entity_from_event"]
+
+RevokeReason = Literal["withdrawn", "expired", "updated-no-longer-fits", "superseded"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One output of the engine: a match entering (or changing in) a seeker's view, or leaving it."""
+
+    type: Literal["match", "revoke"]
+    candidate: Candidate
+    trigger_event_id: str
+    trigger_at: datetime
+    rank: int | None = None
+    reason: RevokeReason | None = None
+    explanation: Explanation | None = None
+
+    def to_event(self, emitted_at: datetime) -> MatchEvent:
+        c = self.candidate
+        financier = None
+        if c.financier_id is not None and c.financier_version is not None:
+            financier = EntityRef(entity="demand", id=c.financier_id, version=c.financier_version)
+        e = self.explanation
+        return MatchEvent(
+            type=self.type,
+            match_id=c.match_id,
+            kind=c.kind,
+            seeker=EntityRef(entity=c.seeker_kind, id=c.seeker_id, version=c.seeker_version),
+            counterpart=EntityRef(entity=c.counterpart_kind, id=c.counterpart_id, version=c.counterpart_version),
+            financier=financier,
+            score=c.score if self.type == "match" else None,
+            rank=self.rank,
+            components=e.components if e else {},
+            reasons=list(e.reasons) if e else [],
+            matched_ipc=list(e.matched_ipc) if e else [],
+            matched_terms=list(e.matched_terms) if e else [],
+            facts=e.facts if e else None,
+            reason=self.reason,
+            trigger_event_id=self.trigger_event_id,
+            occurred_at=self.trigger_at,
+            emitted_at=emitted_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    outcome: Outcome
+    notices: list[Notice]
+
+
+def entity_from_event(event: InputEvent, analyzer: TextAnalyzer, config: MatchingConfig) -> Entity:
+    if isinstance(event, PatentOffer):
+        return offer_from_event(event, analyzer, config)
+    if isinstance(event, BuyerDemand):
+        return demand_from_event(event, analyzer, config)
+    if isinstance(event, FinancingRequest):
+        return request_from_event(event, config)
+    raise TypeError(f"not an input event: {type(event).__name__}")
+
+
+def _seeker_key(entity: Entity) -> SeekerKey | None:
+    if isinstance(entity, Offer) or (isinstance(entity, Demand) and entity.is_financier):
+        return None
+    return ("demand", entity.id) if isinstance(entity, Demand) else ("financing", entity.id)
+
+
+class Engine:
+    """Whole (``shards=1``) or split (``shards=S``) matching, in one process."""
+
+    def __init__(
+        self, config: MatchingConfig | None = None, analyzer: TextAnalyzer | None = None, *, shards: int = 1
+    ) -> None:
+        self.config = config or MatchingConfig()
+        self.analyzer = analyzer or default_analyzer()
+        self.shards = [Shard(self.config, self.analyzer, index=i, count=shards) for i in range(shards)]
+        self.views = Views(self.config.top_k)
+
+    def apply(self, event: InputEvent) -> Result:
+        return self.apply_entity(entity_from_event(event, self.analyzer, self.config), event)
+
+    def apply_entity(self, entity: Entity, event: InputEvent) -> Result:
+        updates = [shard.apply(entity, withdrawn=event.status == "withdrawn") for shard in self.shards]
+        first = updates[0]
+        if first.outcome != "accepted" and not first.closed:
+            return Result(first.outcome, [])
+        return Result(first.outcome, self._merge(updates, event))
+
+    def _merge(self, updates: list[ShardUpdate], event: InputEvent) -> list[Notice]:
+        closures: dict[tuple[str, str], str] = {(kind_of(e), e.id): r for e, r in updates[0].closed}
+        recompute: set[SeekerKey] = set()
+        for entity, _ in updates[0].closed:
+            recompute |= self.views.holders_of((kind_of(entity), entity.id))
+            if (key := _seeker_key(entity)) is not None:
+                recompute.add(key)
+        for entity in updates[0].opened:
+            if (key := _seeker_key(entity)) is not None:
+                recompute.add(key)
+        for update in updates:
+            recompute |= update.recompute
+
+        notices: list[Notice] = []
+        for seeker in sorted(recompute):
+            merged = [c for shard in self.shards for c in shard.local_top_k(seeker)]
+            announced, left = self.views.replace(seeker, merged)
+            notices += self._notices(announced, left, closures, event)
+        for update in updates:
+            for candidate in update.percolated:
+                if candidate.seeker not in recompute:
+                    announced, left = self.views.admit(candidate)
+                    notices += self._notices(announced, left, closures, event)
+        return notices
+
+    def _notices(
+        self,
+        announced: list[tuple[Candidate, int]],
+        left: list[Candidate],
+        closures: dict[tuple[str, str], str],
+        event: InputEvent,
+    ) -> list[Notice]:
+        out = [Notice("revoke", c, event.event_id, event.occurred_at, reason=_revoke_reason(c, closures)) for c in left]
+        out += [
+            Notice("match", c, event.event_id, event.occurred_at, rank=rank, explanation=self.explain(c))
+            for c, rank in announced
+        ]
+        return out
+
+    def explain(self, candidate: Candidate) -> Explanation:
+        home = self.shards[0]
+        if candidate.kind == "financing":
+            return explain_financing(
+                home.entity("financing", candidate.seeker_id),
+                home.entity("demand", candidate.counterpart_id),
+                self.config,
+            )
+        owner = next(s for s in self.shards if s.owns_offer(candidate.counterpart_id))
+        financier = home.entity("demand", candidate.financier_id) if candidate.financier_id else None
+        return explain_offer(
+            home.entity("demand", candidate.seeker_id),
+            owner.entity("offer", candidate.counterpart_id),
+            financier,
+            self.config,
+        )
+
+    def open_matches(self) -> dict[str, Candidate]:
+        return self.views.open_matches()
+
+    def sizes(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for shard in self.shards:
+            for name, size in shard.sizes().items():
+                totals[name] = totals.get(name, 0) + size if name == "offers" else size
+        return totals
+
+
+def _revoke_reason(candidate: Candidate, closures: dict[tuple[str, str], str]) -> RevokeReason:
+    keys = [(candidate.seeker_kind, candidate.seeker_id), (candidate.counterpart_kind, candidate.counterpart_id)]
+    if candidate.financier_id is not None:
+        keys.append(("demand", candidate.financier_id))
+    found = {closures[k] for k in keys if k in closures}
+    if "withdrawn" in found:
+        return "withdrawn"
+    if "expired" in found:
+        return "expired"
+    return "updated-no-longer-fits" if "updated" in found else "superseded"

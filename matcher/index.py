@@ -1,0 +1,307 @@
+"""Candidate generation without scanning the book: IPC prefix and term postings over numpy columns.
+
+Two shapes of index, one per direction of a match:
+
+- :class:`DocIndex` holds *documents* — offers, and financing requests with their collateral. Given a
+  query (a demand's terms and codes) it returns the documents on topic with it, with the raw text
+  relevance and the field score of each.
+- :class:`QueryIndex` holds *stored queries* — buyer demands, lenders and investors. Given a new
+  document it returns the queries it is on topic for (the percolator direction).
+
+Both compute exactly what :mod:`matcher.scoring` defines, for many rows at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from matcher.scoring import LEVEL_SCORES, TOPICAL_FIELD, levels
+from matcher.store import FloatArray, IntArray, Interner, Postings, Table
+
+__all__ = ["TERRITORY_WORDS", "DocIndex", "QueryIndex", "territory_words"]
+
+_SECTIONS = "ABCDEFGHY"
+_CLASS_SLOTS = 4
+TERRITORY_WORDS = 4
+_territories = Interner()
+_classes = Interner()
+
+
+def territory_words(codes: Iterable[str]) -> list[int]:
+    """A 256-bit set of territory codes as four uint64 words (every ISO country fits)."""
+    words = [0] * TERRITORY_WORDS
+    for code in codes:
+        bit = _territories.id(code)
+        words[bit // 64] |= 1 << (bit % 64)
+    return words
+
+
+def _section_mask(codes: Iterable[str]) -> int:
+    return sum(1 << _SECTIONS.index(s) for s in {c[0] for c in codes})
+
+
+def _class_ids(codes: Iterable[str]) -> list[int]:
+    return sorted({_classes.id(c[:3]) for c in codes if len(c) >= 3})
+
+
+class _CodeColumns:
+    """Sections as a bit mask and up to four classes per row as columns, so that sharing a section or
+    a class (field 0.1 / 0.3) is checked for many rows without touching the huge postings of those
+    levels. Rows with more classes keep them in ``overflow``."""
+
+    @staticmethod
+    def spec() -> dict[str, Any]:
+        spec: dict[str, Any] = {"sections": np.int64}
+        spec.update({f"class{i}": np.int64 for i in range(_CLASS_SLOTS)})
+        return spec
+
+    @staticmethod
+    def values(codes: Iterable[str]) -> dict[str, int]:
+        codes = tuple(codes)
+        ids = _class_ids(codes)
+        padded = (ids + [-1] * _CLASS_SLOTS)[:_CLASS_SLOTS]
+        values = {"sections": _section_mask(codes)}
+        values.update({f"class{i}": v for i, v in enumerate(padded)})
+        return values
+
+    @staticmethod
+    def shared_level_scores(
+        table: Table, overflow: Mapping[int, frozenset[int]], slots: IntArray, codes: Iterable[str]
+    ) -> FloatArray:
+        """Per row: 0.3 if it shares a class with ``codes``, 0.1 a section, else 0."""
+        out = np.zeros(len(slots))
+        codes = tuple(codes)
+        if not codes or not len(slots):
+            return out
+        sections = table.cols["sections"][slots]
+        section_bits = _section_mask(codes)
+        out[(sections & section_bits) != 0] = LEVEL_SCORES[1]
+        wanted = [_classes.get(c[:3]) for c in codes if len(c) >= 3]
+        wanted = [w for w in wanted if w >= 0]
+        if wanted:
+            hit = np.zeros(len(slots), dtype=bool)
+            for i in range(_CLASS_SLOTS):
+                hit |= np.isin(table.cols[f"class{i}"][slots], wanted)
+            if overflow:
+                wanted_set = set(wanted)
+                for row, slot in enumerate(slots.tolist()):
+                    extra = overflow.get(slot)
+                    if extra is not None and extra & wanted_set:
+                        hit[row] = True
+            out[hit] = LEVEL_SCORES[2]
+        return out
+
+
+class _Index:
+    def __init__(self, columns: Mapping[str, Any]) -> None:
+        spec = dict(columns)
+        spec.update(_CodeColumns.spec())
+        spec.update({f"terr{i}": np.uint64 for i in range(TERRITORY_WORDS)})
+        self.table = Table(spec)
+        self.text = Postings(self.table)
+        self.entities: dict[str, Any] = {}
+        self._keys: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._class_overflow: dict[int, frozenset[int]] = {}
+        self._text_acc = np.zeros(0)
+        self._field_acc = np.zeros(0)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def _store(
+        self, entity_id: str, entity: Any, values: dict[str, Any], codes: tuple[str, ...], terr: Iterable[str]
+    ) -> int:
+        values = dict(values)
+        values.update(_CodeColumns.values(codes))
+        values.update({f"terr{i}": w for i, w in enumerate(territory_words(terr))})
+        slot = self.table.add(entity_id, values)
+        class_ids = _class_ids(codes)
+        if len(class_ids) > _CLASS_SLOTS:
+            self._class_overflow[slot] = frozenset(class_ids[_CLASS_SLOTS:])
+        self.entities[entity_id] = entity
+        return slot
+
+    def _unstore(self, entity_id: str) -> int | None:
+        slot = self.table.remove(entity_id)
+        self.entities.pop(entity_id, None)
+        if slot is not None:
+            self._class_overflow.pop(slot, None)
+        return slot
+
+    def _scratch(self) -> tuple[FloatArray, FloatArray]:
+        if len(self._text_acc) < self.table.capacity:
+            self._text_acc = np.zeros(self.table.capacity)
+            self._field_acc = np.zeros(self.table.capacity)
+        return self._text_acc, self._field_acc
+
+    def column(self, name: str, slots: IntArray) -> Any:
+        return self.table.cols[name][slots]
+
+    def territories_overlap(self, slots: IntArray, words: list[int]) -> Any:
+        hit = np.zeros(len(slots), dtype=bool)
+        for i, word in enumerate(words):
+            if word:
+                hit |= (self.table.cols[f"terr{i}"][slots] & np.uint64(word)) != 0
+        return hit
+
+    def ids(self, slots: IntArray) -> list[str]:
+        ids = self.table.ids
+        return [ids[s] for s in slots.tolist()]
+
+    def on_topic(self, weights: Mapping[str, float], codes: tuple[str, ...]) -> tuple[IntArray, FloatArray, FloatArray]:
+        raise NotImplementedError
+
+    def relevance(
+        self, slots: IntArray, weights: Mapping[str, float], codes: tuple[str, ...]
+    ) -> tuple[FloatArray, FloatArray]:
+        """Raw text relevance and field score against the given rows, whether on topic or not."""
+        found, text_raw, field = self.on_topic(weights, codes)
+        text_out = np.zeros(len(slots))
+        field_out = _CodeColumns.shared_level_scores(self.table, self._class_overflow, slots, codes)
+        if len(found):
+            position = np.searchsorted(found, slots)
+            position[position >= len(found)] = 0
+            present = found[position] == slots
+            text_out[present] = text_raw[position[present]]
+            field_out[present] = np.maximum(field_out[present], field[position[present]])
+        return text_out, field_out
+
+
+class DocIndex(_Index):
+    """Documents (offers, resolved financing requests): text postings weighted by BM25 saturation,
+    IPC postings at every level of every code."""
+
+    def __init__(self, columns: Mapping[str, Any]) -> None:
+        super().__init__(columns)
+        self.ipc = Postings(self.table)
+
+    def add(
+        self,
+        entity_id: str,
+        entity: Any,
+        values: dict[str, Any],
+        *,
+        codes: tuple[str, ...],
+        territories: Iterable[str],
+        term_weights: Mapping[str, float],
+    ) -> int:
+        slot = self._store(entity_id, entity, values, codes, territories)
+        prefixes = tuple(dict.fromkeys(level for code in codes for level in levels(code)))
+        self.text.add(slot, term_weights.keys(), term_weights.values())
+        self.ipc.add(slot, prefixes)
+        self._keys[entity_id] = (tuple(term_weights), prefixes)
+        return slot
+
+    def remove(self, entity_id: str) -> None:
+        if self._unstore(entity_id) is not None:
+            terms, prefixes = self._keys.pop(entity_id)
+            self.text.note_removed(terms)
+            self.ipc.note_removed(prefixes)
+
+    def on_topic(self, query: Mapping[str, float], codes: tuple[str, ...]) -> tuple[IntArray, FloatArray, FloatArray]:
+        """Documents on topic with a query: (slots, raw text relevance, field score)."""
+        text_acc, field_acc = self._scratch()
+        touched: list[IntArray] = []
+        for term, weight in query.items():
+            slots, sat = self.text.lookup(term)
+            if len(slots):
+                text_acc[slots] += weight * sat
+                touched.append(slots)
+        for code in codes:
+            code_levels = levels(code)
+            for depth, prefix in enumerate(code_levels, start=1):
+                contained = depth == len(code_levels)
+                if depth < 3 and not contained:
+                    continue
+                slots, _ = self.ipc.lookup(prefix)
+                if len(slots):
+                    score = 1.0 if contained else LEVEL_SCORES[depth]
+                    field_acc[slots] = np.maximum(field_acc[slots], score)
+                    touched.append(slots)
+        if not touched:
+            return _EMPTY_INT, _EMPTY_FLOAT, _EMPTY_FLOAT
+        slots = np.unique(np.concatenate(touched))
+        text_raw = text_acc[slots].copy()
+        field = field_acc[slots].copy()
+        text_acc[slots] = 0.0
+        field_acc[slots] = 0.0
+        if codes:
+            field = np.maximum(field, _CodeColumns.shared_level_scores(self.table, self._class_overflow, slots, codes))
+        return slots, text_raw, field
+
+
+class QueryIndex(_Index):
+    """Stored queries (buyer demands, lenders, investors): text postings weighted by the query's term
+    weights; IPC postings by every level prefix of each code (shared depth) and by the code itself
+    (containment)."""
+
+    def __init__(self, columns: Mapping[str, Any]) -> None:
+        super().__init__(columns)
+        self.prefix = Postings(self.table)
+        self.exact = Postings(self.table)
+
+    def add(
+        self,
+        entity_id: str,
+        entity: Any,
+        values: dict[str, Any],
+        *,
+        codes: tuple[str, ...],
+        territories: Iterable[str],
+        query: Mapping[str, float],
+    ) -> int:
+        slot = self._store(entity_id, entity, values, codes, territories)
+        prefixes = tuple(dict.fromkeys(level for code in codes for level in levels(code)[2:]))
+        self.text.add(slot, query.keys(), query.values())
+        self.prefix.add(slot, prefixes)
+        self.exact.add(slot, codes)
+        self._keys[entity_id] = (tuple(query), prefixes + tuple("=" + c for c in codes))
+        return slot
+
+    def remove(self, entity_id: str) -> None:
+        if self._unstore(entity_id) is not None:
+            terms, keys = self._keys.pop(entity_id)
+            self.text.note_removed(terms)
+            self.prefix.note_removed(k for k in keys if not k.startswith("="))
+            self.exact.note_removed(k[1:] for k in keys if k.startswith("="))
+
+    def on_topic(
+        self, term_weights: Mapping[str, float], codes: tuple[str, ...]
+    ) -> tuple[IntArray, FloatArray, FloatArray]:
+        """Stored queries on topic with a document: (slots, raw text relevance, field score)."""
+        text_acc, field_acc = self._scratch()
+        touched: list[IntArray] = []
+        for term, sat in term_weights.items():
+            slots, weight = self.text.lookup(term)
+            if len(slots):
+                text_acc[slots] += weight * sat
+                touched.append(slots)
+        for code in codes:
+            for depth, prefix in enumerate(levels(code), start=1):
+                if depth >= 3:
+                    slots, _ = self.prefix.lookup(prefix)
+                    if len(slots):
+                        field_acc[slots] = np.maximum(field_acc[slots], LEVEL_SCORES[depth])
+                        touched.append(slots)
+                slots, _ = self.exact.lookup(prefix)
+                if len(slots):
+                    field_acc[slots] = 1.0
+                    touched.append(slots)
+        if not touched:
+            return _EMPTY_INT, _EMPTY_FLOAT, _EMPTY_FLOAT
+        slots = np.unique(np.concatenate(touched))
+        text_raw = text_acc[slots].copy()
+        field = field_acc[slots].copy()
+        text_acc[slots] = 0.0
+        field_acc[slots] = 0.0
+        if codes:
+            field = np.maximum(field, _CodeColumns.shared_level_scores(self.table, self._class_overflow, slots, codes))
+        return slots, text_raw, field
+
+
+_EMPTY_INT: IntArray = np.zeros(0, dtype=np.int64)
+_EMPTY_FLOAT: FloatArray = np.zeros(0)
+assert LEVEL_SCORES[3] == TOPICAL_FIELD

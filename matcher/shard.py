@@ -1,0 +1,565 @@
+"""One shard of the engine: a part of the offers, all demands and requests, and the indexes over them.
+
+A shard answers the two questions the merger asks (DESIGN.md, "Dataflow and scale-out"):
+- :meth:`Shard.local_top_k` — the best K counterparts *in this shard* for a seeker;
+- the ``percolated`` candidates of :meth:`Shard.apply` — the seekers a new offer or lender may enter.
+
+Offers are split between shards by a hash of their id; demands and financing requests are held by
+every shard. Every shard sees every event (to keep the book, the watermark and the patent registry the
+same everywhere) but indexes only the offers it owns; financing requests are answered by shard 0.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sortedcontainers import SortedList
+
+from matcher.book import Book, Entity, Outcome
+from matcher.candidates import Candidate, SeekerKey
+from matcher.config import MatchingConfig
+from matcher.entities import Demand, Offer, Request
+from matcher.financing import INTENT_FOR, Collateral, Registry, resolve, served
+from matcher.index import DocIndex, QueryIndex, territory_words
+from matcher.scoring import region_score
+from matcher.store import IntArray, Interner
+from matcher.text import TextAnalyzer, saturate
+from matcher.vector import INVEST, LEND, PairScores, financing_scores, transaction_scores
+
+__all__ = ["Shard", "ShardUpdate"]
+
+NAN = float("nan")
+OFFER_COLUMNS = {
+    "party": np.int64,
+    "region": np.int64,
+    "country": np.int64,
+    "deal": np.int64,
+    "price": np.float64,
+    "rate_known": np.bool_,
+    "granted": np.bool_,
+    "min_expiry": np.float64,
+    "strength": np.float64,
+    "ts": np.float64,
+    "value": np.float64,
+}
+BUYER_COLUMNS = {
+    "party": np.int64,
+    "region": np.int64,
+    "country": np.int64,
+    "deal": np.int64,
+    "has_budget": np.bool_,
+    "rate_known": np.bool_,
+    "bmax": np.float64,
+    "has_terr": np.bool_,
+    "require_granted": np.bool_,
+    "min_rem": np.float64,
+    "ts": np.float64,
+    "has_codes": np.bool_,
+    "qtotal": np.float64,
+}
+FINANCIER_COLUMNS = {
+    "party": np.int64,
+    "region": np.int64,
+    "country": np.int64,
+    "intent": np.int64,
+    "bmin": np.float64,
+    "bmax": np.float64,
+    "rate_known": np.bool_,
+    "has_terr": np.bool_,
+    "require_granted": np.bool_,
+    "max_ltv": np.float64,
+    "ts": np.float64,
+    "has_codes": np.bool_,
+    "has_topic": np.bool_,
+    "qtotal": np.float64,
+}
+REQUEST_COLUMNS = {
+    "party": np.int64,
+    "region": np.int64,
+    "country": np.int64,
+    "instrument": np.int64,
+    "amount": np.float64,
+    "granted": np.bool_,
+    "value": np.float64,
+    "strength": np.float64,
+    "ts": np.float64,
+}
+
+
+def _or_nan(value: float | None) -> float:
+    return NAN if value is None else value
+
+
+@dataclass
+class ShardUpdate:
+    """What one event changed in a shard, for the merger."""
+
+    outcome: Outcome
+    closed: list[tuple[Entity, str]] = field(default_factory=list)
+    opened: list[Entity] = field(default_factory=list)
+    percolated: list[Candidate] = field(default_factory=list)
+    recompute: set[SeekerKey] = field(default_factory=set)
+
+
+class _BridgeGaps:
+    """Buyer demand × offer pairs that fit on everything but price, by the gap a financier would cover,
+    so that a new lender finds the demands it could bridge without a scan."""
+
+    def __init__(self) -> None:
+        self._sorted: SortedList = SortedList()
+        self._by_demand: dict[str, dict[str, float]] = {}
+        self._by_offer: dict[str, set[str]] = {}
+
+    def put(self, demand_id: str, offer_id: str, gap: float) -> None:
+        old = self._by_demand.setdefault(demand_id, {}).get(offer_id)
+        if old is not None:
+            self._sorted.discard((old, demand_id, offer_id))
+        self._by_demand[demand_id][offer_id] = gap
+        self._by_offer.setdefault(offer_id, set()).add(demand_id)
+        self._sorted.add((gap, demand_id, offer_id))
+
+    def drop_demand(self, demand_id: str) -> None:
+        for offer_id, gap in self._by_demand.pop(demand_id, {}).items():
+            self._sorted.discard((gap, demand_id, offer_id))
+            self._by_offer.get(offer_id, set()).discard(demand_id)
+
+    def drop_offer(self, offer_id: str) -> None:
+        for demand_id in self._by_offer.pop(offer_id, set()):
+            gap = self._by_demand.get(demand_id, {}).pop(offer_id, None)
+            if gap is not None:
+                self._sorted.discard((gap, demand_id, offer_id))
+
+    def demands_within(self, low: float, high: float) -> set[str]:
+        return {d for _, d, _ in self._sorted.irange((low, "", ""), (high, "\uffff", "\uffff"))}
+
+
+class Shard:
+    def __init__(self, config: MatchingConfig, analyzer: TextAnalyzer, *, index: int = 0, count: int = 1) -> None:
+        self.config = config
+        self.analyzer = analyzer
+        self.index, self.count = index, count
+        self.book = Book()
+        self.registry = Registry()
+        self._ids = Interner()
+        self.offers = DocIndex(OFFER_COLUMNS)
+        self.buyers = QueryIndex(BUYER_COLUMNS)
+        self.financiers = QueryIndex(FINANCIER_COLUMNS)
+        self.requests = DocIndex(REQUEST_COLUMNS)
+        self.pending: dict[str, Request] = {}
+        self._requests_by_number: dict[str, set[str]] = {}
+        self._gaps = _BridgeGaps()
+
+    # ---- ownership -------------------------------------------------------------------------------
+    def owns_offer(self, offer_id: str) -> bool:
+        return zlib.crc32(offer_id.encode()) % self.count == self.index
+
+    @property
+    def answers_financing(self) -> bool:
+        return self.index == 0
+
+    # ---- applying events -------------------------------------------------------------------------
+    def apply(self, entity: Entity, *, withdrawn: bool) -> ShardUpdate:
+        change = self.book.apply(entity, withdrawn=withdrawn)
+        update = ShardUpdate(change.outcome, closed=list(change.closed), opened=list(change.opened))
+        changed_numbers: set[str] = set()
+        for old, _ in change.closed:
+            changed_numbers |= self._remove(old)
+        for new in change.opened:
+            changed_numbers |= self._insert(new, update)
+        if changed_numbers and self.answers_financing:
+            update.recompute |= self._reresolve(changed_numbers)
+        return update
+
+    def _insert(self, entity: Entity, update: ShardUpdate) -> set[str]:
+        if isinstance(entity, Offer):
+            changed = self.registry.add(entity)
+            if self.owns_offer(entity.id):
+                weights = self._doc_weights(entity.terms, entity.doc_len)
+                self.offers.add(
+                    entity.id,
+                    entity,
+                    self._offer_values(entity),
+                    codes=entity.codes,
+                    territories=entity.territories,
+                    term_weights=weights,
+                )
+                update.percolated.extend(self._percolate_offer(entity, weights))
+            return changed
+        if isinstance(entity, Demand):
+            if entity.is_financier:
+                self.financiers.add(
+                    entity.id,
+                    entity,
+                    self._financier_values(entity),
+                    codes=entity.codes,
+                    territories=entity.territories,
+                    query=entity.query,
+                )
+                update.recompute |= {("demand", d) for d in self._bridgeable_by(entity)}
+                if self.answers_financing:
+                    update.percolated.extend(self._percolate_financier(entity))
+            else:
+                self.buyers.add(
+                    entity.id,
+                    entity,
+                    self._buyer_values(entity),
+                    codes=entity.codes,
+                    territories=entity.territories,
+                    query=entity.query,
+                )
+            return set()
+        if self.answers_financing:
+            for number in entity.wanted_numbers:
+                self._requests_by_number.setdefault(number, set()).add(entity.id)
+            self._index_request(entity)
+        return set()
+
+    def _remove(self, entity: Entity) -> set[str]:
+        if isinstance(entity, Offer):
+            if self.owns_offer(entity.id):
+                self.offers.remove(entity.id)
+                self._gaps.drop_offer(entity.id)
+            return self.registry.remove(entity)
+        if isinstance(entity, Demand):
+            if entity.is_financier:
+                self.financiers.remove(entity.id)
+            else:
+                self.buyers.remove(entity.id)
+                self._gaps.drop_demand(entity.id)
+            return set()
+        if self.answers_financing:
+            self.requests.remove(entity.id)
+            self.pending.pop(entity.id, None)
+            for number in entity.wanted_numbers:
+                waiting = self._requests_by_number.get(number)
+                if waiting is not None:
+                    waiting.discard(entity.id)
+                    if not waiting:
+                        del self._requests_by_number[number]
+        return set()
+
+    def _index_request(self, request: Request) -> None:
+        collateral = resolve(request, self.registry, self.analyzer)
+        if collateral is None:
+            self.pending[request.id] = request
+            return
+        self.pending.pop(request.id, None)
+        self.requests.add(
+            request.id,
+            collateral,
+            self._request_values(collateral),
+            codes=collateral.codes,
+            territories=collateral.territories,
+            term_weights=self._doc_weights(collateral.terms, collateral.doc_len),
+        )
+
+    def _reresolve(self, numbers: set[str]) -> set[SeekerKey]:
+        """Requests whose collateral completion may have changed: index them again."""
+        touched = set().union(*(self._requests_by_number.get(n, set()) for n in numbers))
+        for request_id in touched:
+            request = self.pending.get(request_id)
+            if request is None:
+                request = self.requests.entities[request_id].request
+                self.requests.remove(request_id)
+            self._index_request(request)
+        return {("financing", r) for r in touched}
+
+    # ---- column values ---------------------------------------------------------------------------
+    def _where(self, region: str) -> dict[str, int]:
+        return {"region": self._ids.id(region), "country": self._ids.id(region[:2])}
+
+    def _doc_weights(self, terms: dict[str, int] | Any, doc_len: int) -> dict[str, float]:
+        c = self.config
+        return {
+            t: saturate(tf, doc_len, k1=c.bm25_k1, b=c.bm25_b, avg_len=c.bm25_avg_doc_len) for t, tf in terms.items()
+        }
+
+    def _offer_values(self, o: Offer) -> dict[str, Any]:
+        return {
+            "party": self._ids.id(o.party),
+            **self._where(o.region),
+            "deal": o.deal_mask,
+            "price": _or_nan(o.price_cny),
+            "rate_known": o.rate_known,
+            "granted": o.all_granted,
+            "min_expiry": o.min_expiry_ts,
+            "strength": o.strength,
+            "ts": o.ts,
+            "value": _or_nan(o.value_cny),
+        }
+
+    def _buyer_values(self, d: Demand) -> dict[str, Any]:
+        return {
+            "party": self._ids.id(d.party),
+            **self._where(d.region),
+            "deal": d.deal_mask,
+            "has_budget": d.has_budget,
+            "rate_known": d.budget_rate_known,
+            "bmax": _or_nan(d.budget_max_cny),
+            "has_terr": bool(d.territories),
+            "require_granted": d.require_granted,
+            "min_rem": _or_nan(d.min_remaining_years),
+            "ts": d.ts,
+            "has_codes": bool(d.codes),
+            "qtotal": sum(d.query.values()),
+        }
+
+    def _financier_values(self, f: Demand) -> dict[str, Any]:
+        return {
+            "party": self._ids.id(f.party),
+            **self._where(f.region),
+            "intent": LEND if f.intent == "lend" else INVEST,
+            "bmin": f.budget_min_cny or 0.0,
+            "bmax": _or_nan(f.budget_max_cny),
+            "rate_known": f.budget_rate_known,
+            "has_terr": bool(f.territories),
+            "require_granted": f.require_granted,
+            "max_ltv": _or_nan(f.max_ltv),
+            "ts": f.ts,
+            "has_codes": bool(f.codes),
+            "has_topic": bool(f.codes) or f.has_keywords,
+            "qtotal": sum(f.query.values()),
+        }
+
+    def _request_values(self, c: Collateral) -> dict[str, Any]:
+        r = c.request
+        return {
+            "party": self._ids.id(r.party),
+            **self._where(r.region),
+            "instrument": LEND if r.instrument == "pledge_loan" else INVEST,
+            "amount": _or_nan(r.amount_cny),
+            "granted": c.all_granted,
+            "value": _or_nan(c.value_cny),
+            "strength": c.strength,
+            "ts": r.ts,
+        }
+
+    @staticmethod
+    def _rows(index: DocIndex | QueryIndex, columns: dict[str, Any], slots: IntArray) -> dict[str, Any]:
+        return {name: index.table.cols[name][slots] for name in columns}
+
+    # ---- transactions and bridges ------------------------------------------------------------------
+    def _best_financier(self, buyer: Demand, offer: Offer, gap: float) -> Demand | None:
+        slots = self.financiers.table.live_slots()
+        if not len(slots):
+            return None
+        f = self._rows(self.financiers, FINANCIER_COLUMNS, slots)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ok = f["rate_known"] & (gap <= f["bmax"]) & (gap >= f["bmin"])
+            ok &= (f["party"] != self._ids.get(buyer.party)) & (f["party"] != self._ids.get(offer.party))
+            ok &= ~f["has_terr"] | self.financiers.territories_overlap(slots, territory_words(offer.territories))
+            ok &= ~f["require_granted"] | offer.all_granted
+            value = _or_nan(offer.value_cny)
+            limits = (f["intent"] == LEND) & ~np.isnan(f["max_ltv"])
+            ok &= ~limits | (~np.isnan(value) & (gap / value <= f["max_ltv"]))
+        fitting = [self.financiers.entities[i] for i in self.financiers.ids(slots[ok])]
+        fitting = [x for x in fitting if served(x, buyer.region)]
+        return min(fitting, key=lambda x: (-region_score(x.region, buyer.region), x.id), default=None)
+
+    def _bridgeable_by(self, financier: Demand) -> set[str]:
+        if not financier.budget_rate_known or financier.budget_max_cny is None:
+            return set()
+        return self._gaps.demands_within(financier.budget_min_cny or 0.0, financier.budget_max_cny)
+
+    def _percolate_offer(self, offer: Offer, weights: dict[str, float]) -> list[Candidate]:
+        dslots, text_raw, field_scores = self.buyers.on_topic(weights, offer.codes)
+        if not len(dslots):
+            return []
+        d = self._rows(self.buyers, BUYER_COLUMNS, dslots)
+        territory_ok = ~d["has_terr"] | self.buyers.territories_overlap(dslots, territory_words(offer.territories))
+        o = _scalars(self._offer_values(offer))
+        scores = transaction_scores(
+            d, o, territory_ok=territory_ok, text_raw=text_raw, field=field_scores, config=self.config
+        )
+        rows = np.flatnonzero(scores.ok & (scores.score >= self.config.min_score))
+        out = []
+        for row, demand_id in zip(rows.tolist(), self.buyers.ids(dslots[rows]), strict=True):
+            demand: Demand = self.buyers.entities[demand_id]
+            candidate = self._offer_candidate(demand, offer, scores, row)
+            if candidate is not None:
+                out.append(candidate)
+        return out
+
+    def _offer_candidate(self, demand: Demand, offer: Offer, scores: PairScores, row: int) -> Candidate | None:
+        score = float(scores.score[row])
+        if not scores.gap[row]:
+            return Candidate(
+                "transaction", "demand", demand.id, demand.version, "offer", offer.id, offer.version, None, None, score
+            )
+        gap = float(scores.gap_cny[row])
+        self._gaps.put(demand.id, offer.id, gap)
+        financier = self._best_financier(demand, offer, gap)
+        if financier is None:
+            return None
+        return Candidate(
+            "bridge",
+            "demand",
+            demand.id,
+            demand.version,
+            "offer",
+            offer.id,
+            offer.version,
+            financier.id,
+            financier.version,
+            score,
+        )
+
+    def _demand_top_k(self, demand: Demand) -> list[Candidate]:
+        self._gaps.drop_demand(demand.id)
+        slots, text_raw, field_scores = self.offers.on_topic(demand.query, demand.codes)
+        if not len(slots):
+            return []
+        o = self._rows(self.offers, OFFER_COLUMNS, slots)
+        territory_ok: Any = True
+        if demand.territories:
+            territory_ok = self.offers.territories_overlap(slots, territory_words(demand.territories))
+        d = _scalars(self._buyer_values(demand))
+        scores = transaction_scores(
+            d, o, territory_ok=territory_ok, text_raw=text_raw, field=field_scores, config=self.config
+        )
+        eligible = scores.ok & (scores.score >= self.config.min_score)
+        for row in np.flatnonzero(eligible & scores.gap).tolist():
+            self._gaps.put(demand.id, self.offers.table.ids[slots[row]], float(scores.gap_cny[row]))
+        rows = np.flatnonzero(eligible)
+        offer_ids = self.offers.ids(slots[rows])
+        return self._best_first(
+            rows,
+            scores.score[rows],
+            offer_ids,
+            lambda row, offer_id: self._offer_candidate(demand, self.offers.entities[offer_id], scores, row),
+        )
+
+    def _best_first(self, rows: IntArray, scores: Any, ids: list[str], make: Any) -> list[Candidate]:
+        """The first K candidates in rank order (score, then id), building only as many as needed
+        (a bridge row without a fitting financier builds nothing and the next row moves up)."""
+        out: list[Candidate] = []
+        for position in _rank_order(scores, ids):
+            if len(out) >= self.config.top_k:
+                break
+            candidate = make(int(rows[position]), ids[position])
+            if candidate is not None:
+                out.append(candidate)
+        return out
+
+    # ---- financing -------------------------------------------------------------------------------
+    def _percolate_financier(self, financier: Demand) -> list[Candidate]:
+        slots = self.requests.table.live_slots()
+        instrument = 0 if financier.intent == "lend" else 1
+        slots = slots[self.requests.table.cols["instrument"][slots] == instrument]
+        if not len(slots):
+            return []
+        text_raw, field_scores = self.requests.relevance(slots, financier.query, financier.codes)
+        r = self._rows(self.requests, REQUEST_COLUMNS, slots)
+        territory_ok: Any = True
+        if financier.territories:
+            territory_ok = self.requests.territories_overlap(slots, territory_words(financier.territories))
+        request_ids = self.requests.ids(slots)
+        served_ok = np.asarray([served(financier, self.requests.entities[i].request.region) for i in request_ids])
+        f = _scalars(self._financier_values(financier))
+        scores = financing_scores(
+            r,
+            f,
+            territory_ok=territory_ok,
+            served_ok=served_ok,
+            text_raw=text_raw,
+            field=field_scores,
+            config=self.config,
+        )
+        rows = np.flatnonzero(scores.ok & (scores.score >= self.config.min_score))
+        return [
+            self._financing_candidate(self.requests.entities[request_ids[row]], financier, float(scores.score[row]))
+            for row in rows.tolist()
+        ]
+
+    def _financing_candidate(self, collateral: Collateral, financier: Demand, score: float) -> Candidate:
+        r = collateral.request
+        return Candidate(
+            "financing", "financing", r.id, r.version, "demand", financier.id, financier.version, None, None, score
+        )
+
+    def _request_top_k(self, collateral: Collateral) -> list[Candidate]:
+        slots = self.financiers.table.live_slots()
+        intent = LEND if INTENT_FOR[collateral.request.instrument] == "lend" else INVEST
+        slots = slots[self.financiers.table.cols["intent"][slots] == intent]
+        if not len(slots):
+            return []
+        weights = self._doc_weights(collateral.terms, collateral.doc_len)
+        text_raw, field_scores = self.financiers.relevance(slots, weights, collateral.codes)
+        f = self._rows(self.financiers, FINANCIER_COLUMNS, slots)
+        territory_ok = ~f["has_terr"] | self.financiers.territories_overlap(
+            slots, territory_words(collateral.territories)
+        )
+        financier_ids = self.financiers.ids(slots)
+        region = collateral.request.region
+        served_ok = np.asarray([served(self.financiers.entities[i], region) for i in financier_ids])
+        r = _scalars(self._request_values(collateral))
+        scores = financing_scores(
+            r,
+            f,
+            territory_ok=territory_ok,
+            served_ok=served_ok,
+            text_raw=text_raw,
+            field=field_scores,
+            config=self.config,
+        )
+        rows = np.flatnonzero(scores.ok & (scores.score >= self.config.min_score))
+        ids = [financier_ids[row] for row in rows.tolist()]
+        return self._best_first(
+            rows,
+            scores.score[rows],
+            ids,
+            lambda row, fid: self._financing_candidate(
+                collateral, self.financiers.entities[fid], float(scores.score[row])
+            ),
+        )
+
+    # ---- queries from the merger ------------------------------------------------------------------
+    def local_top_k(self, seeker: SeekerKey) -> list[Candidate]:
+        kind, seeker_id = seeker
+        if kind == "demand":
+            demand = self.buyers.entities.get(seeker_id)
+            return [] if demand is None else self._demand_top_k(demand)
+        if not self.answers_financing:
+            return []
+        collateral = self.requests.entities.get(seeker_id)
+        return [] if collateral is None else self._request_top_k(collateral)
+
+    def entity(self, kind: str, entity_id: str) -> Any:
+        """The open entity (a :class:`Collateral` for a financing request) held here, or None."""
+        if kind == "offer":
+            return self.offers.entities.get(entity_id)
+        if kind == "financing":
+            return self.requests.entities.get(entity_id)
+        return self.buyers.entities.get(entity_id) or self.financiers.entities.get(entity_id)
+
+    def sizes(self) -> dict[str, int]:
+        return {
+            "offers": len(self.offers),
+            "buyer_demands": len(self.buyers),
+            "financier_demands": len(self.financiers),
+            "financing_requests": len(self.requests) + len(self.pending),
+        }
+
+
+def _scalars(values: dict[str, Any]) -> dict[str, Any]:
+    """One entity's column values as numpy scalars, to broadcast against many candidates' columns."""
+    return {name: np.asarray(value) for name, value in values.items()}
+
+
+def _rank_order(scores: Any, ids: list[str]) -> Iterator[int]:
+    """Positions by best score first, equal scores by id; lazily, so a long tail is never sorted."""
+    if len(ids) <= 64:
+        yield from sorted(range(len(ids)), key=lambda i: (-scores[i], ids[i]))
+        return
+    by_score = np.argsort(-scores, kind="stable").tolist()
+    start = 0
+    while start < len(by_score):
+        end = start
+        while end < len(by_score) and scores[by_score[end]] == scores[by_score[start]]:
+            end += 1
+        yield from sorted(by_score[start:end], key=lambda i: ids[i])
+        start = end

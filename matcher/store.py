@@ -1,0 +1,163 @@
+"""Compact storage for the vectorised engine: numpy columns by slot, and posting lists.
+
+A slot is a row shared by every column of a table. Slots are reused after removal; each carries a
+generation number, and a posting records the generation it was written for, so a posting left behind
+by a removed row is recognised as dead without being searched for and erased. Dead postings are
+compacted away when they make up most of a list.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Interner", "Postings", "Table"]
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+class Interner:
+    """Small integer ids for repeated strings (party ids, regions, IPC classes)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def id(self, value: str) -> int:
+        found = self._ids.get(value)
+        if found is None:
+            found = self._ids[value] = len(self._ids)
+        return found
+
+    def get(self, value: str) -> int:
+        return self._ids.get(value, -1)
+
+
+class Table:
+    """Rows of fixed-type columns, addressed by slot, with the entity id of each slot."""
+
+    def __init__(self, columns: Mapping[str, Any], capacity: int = 1024) -> None:
+        self._dtypes = dict(columns)
+        self.capacity = capacity
+        self.cols: dict[str, np.ndarray[Any, Any]] = {
+            name: np.zeros(capacity, dtype=dtype) for name, dtype in self._dtypes.items()
+        }
+        self.alive = np.zeros(capacity, dtype=bool)
+        self.gen = np.zeros(capacity, dtype=np.int32)
+        self.ids: list[str | None] = [None] * capacity
+        self.slot_of: dict[str, int] = {}
+        self._free: list[int] = []
+        self.size = 0
+
+    def __len__(self) -> int:
+        return len(self.slot_of)
+
+    def add(self, entity_id: str, values: Mapping[str, Any]) -> int:
+        if entity_id in self.slot_of:
+            raise KeyError(f"{entity_id} is already stored")
+        slot = self._free.pop() if self._free else self._grow_one()
+        for name, value in values.items():
+            self.cols[name][slot] = value
+        self.alive[slot] = True
+        self.gen[slot] += 1
+        self.ids[slot] = entity_id
+        self.slot_of[entity_id] = slot
+        return slot
+
+    def remove(self, entity_id: str) -> int | None:
+        slot = self.slot_of.pop(entity_id, None)
+        if slot is not None:
+            self.alive[slot] = False
+            self.ids[slot] = None
+            self._free.append(slot)
+        return slot
+
+    def _grow_one(self) -> int:
+        if self.size == self.capacity:
+            self.capacity *= 2
+            for name, column in self.cols.items():
+                grown = np.zeros(self.capacity, dtype=column.dtype)
+                grown[: self.size] = column[: self.size]
+                self.cols[name] = grown
+            self.alive = np.concatenate([self.alive, np.zeros(self.capacity - self.size, dtype=bool)])
+            self.gen = np.concatenate([self.gen, np.zeros(self.capacity - self.size, dtype=np.int32)])
+            self.ids.extend([None] * (self.capacity - self.size))
+        self.size += 1
+        return self.size - 1
+
+    def live_slots(self) -> IntArray:
+        return np.flatnonzero(self.alive[: self.size]).astype(np.int64)
+
+
+class _PostingList:
+    __slots__ = ("dead", "gens", "slots", "weights")
+
+    def __init__(self) -> None:
+        self.slots = array("i")
+        self.gens = array("i")
+        self.weights = array("d")
+        self.dead = 0
+
+
+class Postings:
+    """key → the slots (with a weight each) of a :class:`Table` that carry the key."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+        self._lists: dict[str, _PostingList] = {}
+
+    def add(self, slot: int, keys: Iterable[str], weights: Iterable[float] | None = None) -> None:
+        generation = int(self._table.gen[slot])
+        weight_iter = iter(weights) if weights is not None else None
+        for key in keys:
+            plist = self._lists.get(key)
+            if plist is None:
+                plist = self._lists[key] = _PostingList()
+            plist.slots.append(slot)
+            plist.gens.append(generation)
+            plist.weights.append(next(weight_iter) if weight_iter is not None else 1.0)
+
+    def note_removed(self, keys: Iterable[str]) -> None:
+        """Count the postings of a removed row as dead (compaction happens on the next lookup)."""
+        for key in keys:
+            plist = self._lists.get(key)
+            if plist is not None:
+                plist.dead += 1
+
+    def lookup(self, key: str) -> tuple[IntArray, FloatArray]:
+        """Live slots carrying ``key`` and their weights."""
+        plist = self._lists.get(key)
+        if plist is None:
+            return _EMPTY_INT, _EMPTY_FLOAT
+        slots = np.frombuffer(plist.slots, dtype=np.int32)
+        gens = np.frombuffer(plist.gens, dtype=np.int32)
+        live = self._table.gen[slots] == gens
+        live &= self._table.alive[slots]
+        if plist.dead and plist.dead * 2 > len(plist.slots):
+            self._compact(key, plist, live)
+            return self.lookup(key)
+        weights = np.frombuffer(plist.weights, dtype=np.float64)
+        if live.all():
+            return slots.astype(np.int64), weights.astype(np.float64)
+        return slots[live].astype(np.int64), weights[live].astype(np.float64)
+
+    def _compact(self, key: str, plist: _PostingList, live: npt.NDArray[np.bool_]) -> None:
+        if not live.any():
+            del self._lists[key]
+            return
+        kept = _PostingList()
+        kept.slots = array("i", np.frombuffer(plist.slots, dtype=np.int32)[live].tobytes())
+        kept.gens = array("i", np.frombuffer(plist.gens, dtype=np.int32)[live].tobytes())
+        kept.weights = array("d", np.frombuffer(plist.weights, dtype=np.float64)[live].tobytes())
+        self._lists[key] = kept
+
+    def __len__(self) -> int:
+        return len(self._lists)
+
+
+_EMPTY_INT: IntArray = np.zeros(0, dtype=np.int64)
+_EMPTY_FLOAT: FloatArray = np.zeros(0, dtype=np.float64)

@@ -1,0 +1,277 @@
+"""Bilingual text: tokens for Chinese (jieba) and English (a small normaliser), and term weights.
+
+Relevance must be a function of the two texts alone — never of what else is in the book — or a
+seeker's matches would change whenever an unrelated listing arrives, and the open matches would stop
+being a function of the final book. So term weights come from a *static* table (jieba's bundled
+general-corpus IDF for Chinese; a fixed weight for other terms), never from the live corpus. An operator
+can pass a table of their own (for example built from a historical corpus) as configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+import jieba
+
+__all__ = ["TextAnalyzer", "default_analyzer", "english_tokens"]
+
+_RUNS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[A-Za-z0-9][A-Za-z0-9\-]*")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+# Function words, and the boilerplate every patent abstract repeats ("a method ... comprising ...").
+_EN_STOP = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "according",
+        "after",
+        "again",
+        "all",
+        "also",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "being",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "comprise",
+        "comprises",
+        "comprising",
+        "configured",
+        "could",
+        "de",
+        "der",
+        "die",
+        "disclosed",
+        "disclosure",
+        "does",
+        "each",
+        "embodiment",
+        "embodiments",
+        "first",
+        "for",
+        "from",
+        "further",
+        "has",
+        "have",
+        "having",
+        "herein",
+        "in",
+        "include",
+        "includes",
+        "including",
+        "into",
+        "invention",
+        "is",
+        "it",
+        "its",
+        "may",
+        "means",
+        "more",
+        "most",
+        "non",
+        "not",
+        "of",
+        "on",
+        "one",
+        "or",
+        "other",
+        "out",
+        "over",
+        "particular",
+        "present",
+        "provide",
+        "provided",
+        "provides",
+        "providing",
+        "said",
+        "second",
+        "so",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "thereby",
+        "therefore",
+        "these",
+        "they",
+        "third",
+        "this",
+        "those",
+        "through",
+        "thus",
+        "to",
+        "two",
+        "under",
+        "up",
+        "upon",
+        "use",
+        "used",
+        "using",
+        "via",
+        "was",
+        "were",
+        "wherein",
+        "whereby",
+        "which",
+        "while",
+        "with",
+        "within",
+        "without",
+    ]
+)
+_ZH_STOP = frozenset(
+    [
+        "本发明",
+        "本实用新型",
+        "本申请",
+        "公开",
+        "提供",
+        "一种",
+        "所述",
+        "其中",
+        "包括",
+        "设置",
+        "以及",
+        "及其",
+        "通过",
+        "用于",
+        "具有",
+        "一个",
+        "多个",
+        "进行",
+        "实现",
+        "采用",
+        "能够",
+        "可以",
+        "从而",
+        "由于",
+        "同时",
+        "并且",
+        "或者",
+        "上述",
+        "该",
+        "其",
+        "的",
+        "了",
+        "和",
+        "与",
+        "及",
+        "在",
+        "是",
+        "为",
+        "对",
+        "将",
+        "由",
+        "被",
+        "中",
+        "上",
+        "下",
+        "等",
+        "个",
+    ]
+)
+_UNKNOWN_TERM_WEIGHT = 8.0
+
+
+def _stem(word: str) -> str:
+    """A light English plural folder: enough to make 'sensors' meet 'sensor', 'batteries' 'battery'."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("sses", "shes", "ches", "xes")):
+        return word[:-2]
+    if len(word) > 4 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def english_tokens(text: str) -> list[str]:
+    """Lower-cased, plural-folded English terms without stop words (numbers of 2+ digits kept)."""
+    out = []
+    for raw in re.findall(r"[A-Za-z0-9]+", text):
+        word = raw.lower()
+        if len(word) < 2 or word in _EN_STOP or (word.isdigit() and len(word) < 2):
+            continue
+        out.append(_stem(word))
+    return out
+
+
+@dataclass(frozen=True)
+class TextAnalyzer:
+    """Turns text into terms and weighs them. ``idf`` maps a term to its weight (higher = rarer)."""
+
+    idf: Mapping[str, float]
+    unknown_weight: float = _UNKNOWN_TERM_WEIGHT
+
+    def tokens(self, text: str) -> list[str]:
+        terms: list[str] = []
+        for run in _RUNS.findall(text):
+            if _CJK.match(run):
+                terms.extend(w for w in jieba.lcut(run, HMM=True) if len(w) > 1 and w not in _ZH_STOP)
+            else:
+                terms.extend(english_tokens(run))
+        return terms
+
+    def term_counts(self, texts: Iterable[str]) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(self.tokens(text))
+        return counts
+
+    def weight(self, term: str) -> float:
+        return self.idf.get(term, self.unknown_weight)
+
+    def query_weights(self, texts: Iterable[str], boosted: Iterable[str] = ()) -> dict[str, float]:
+        """Weights of a query's distinct terms; terms from ``boosted`` texts (keywords) count 1.5×."""
+        weights = {term: self.weight(term) for term in self.term_counts(texts)}
+        for term in self.term_counts(boosted):
+            weights[term] = 1.5 * self.weight(term)
+        return weights
+
+
+def language_of(text: str) -> str:
+    """'zh' when the text is mostly Chinese characters, else 'en'."""
+    cjk = len(_CJK.findall(text))
+    latin = len(re.findall(r"[A-Za-z]", text))
+    return "zh" if cjk * 3 >= latin else "en"
+
+
+@lru_cache(maxsize=1)
+def default_analyzer() -> TextAnalyzer:
+    """jieba's dictionary and its bundled general-corpus IDF table, loaded once per process."""
+    from jieba.analyse.tfidf import DEFAULT_IDF, IDFLoader
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    idf, median = IDFLoader(DEFAULT_IDF).get_idf()
+    return TextAnalyzer(idf=idf, unknown_weight=float(min(median, _UNKNOWN_TERM_WEIGHT)))
+
+
+def saturate(tf: float, doc_len: float, *, k1: float, b: float, avg_len: float) -> float:
+    """BM25's term-frequency saturation, scaled into [0, 1]."""
+    norm = tf * (k1 + 1) / (tf + k1 * (1 - b + b * doc_len / avg_len))
+    return norm / (k1 + 1)
+
+
+def log_scale(value: float, full_at: float) -> float:
+    """0 at 0, 1 at ``full_at`` and beyond, logarithmic in between."""
+    return min(1.0, math.log1p(max(value, 0.0)) / math.log1p(full_at))

@@ -1,0 +1,172 @@
+"""The hard filters and score of :mod:`matcher.scoring`, computed for many pairs at once with numpy.
+
+Each side of a pair is a mapping of column name → value; one side is usually a single entity (scalars)
+and the other many candidates (arrays), and numpy broadcasting does the rest — so one function serves
+both directions (a demand against many offers, an offer against many demands). The arithmetic is done
+in the same order as the scalar definition so that both give the same rounded scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from matcher.config import MatchingConfig
+from matcher.entities import SECONDS_PER_YEAR
+from matcher.scoring import TOPICAL_FIELD, TOPICAL_TEXT
+from matcher.store import FloatArray
+
+__all__ = ["PairScores", "financing_scores", "round_scores", "transaction_scores"]
+
+Side = Mapping[str, Any]
+BoolArray = Any
+
+
+def round_scores(values: FloatArray) -> FloatArray:
+    rounded: FloatArray = np.floor(values * 1e6 + 0.5)
+    return rounded / 1e6
+
+
+@dataclass(frozen=True)
+class PairScores:
+    ok: BoolArray
+    """Passes every hard filter (for a bridge: every filter but the price, and within the stretch)."""
+    score: FloatArray
+    gap: BoolArray
+    """The price is over budget (beyond the tolerance) and within the bridge stretch."""
+    gap_cny: FloatArray
+
+
+def _text(text_raw: FloatArray, qtotal: Any) -> FloatArray:
+    safe_total = np.where(qtotal > 0, qtotal, 1.0)
+    return np.where(qtotal > 0, np.sqrt(text_raw / safe_total), 0.0)
+
+
+def _region(a: Side, b: Side) -> FloatArray:
+    return np.where(a["region"] == b["region"], 1.0, np.where(a["country"] == b["country"], 0.5, 0.0))
+
+
+def _freshness(age_seconds: Any, config: MatchingConfig) -> FloatArray:
+    return np.power(0.5, np.maximum(0.0, age_seconds / 86400.0) / config.freshness_half_life_days)
+
+
+def _combine(
+    config: MatchingConfig,
+    *,
+    field: FloatArray,
+    field_applies: Any,
+    text: FloatArray,
+    text_applies: Any,
+    price: FloatArray,
+    price_applies: Any,
+    strength: Any,
+    region: FloatArray,
+    freshness: FloatArray,
+) -> FloatArray:
+    w = config.weights
+    total = np.where(field_applies, w.field, 0.0)
+    weighted = np.where(field_applies, w.field * field, 0.0)
+    total = np.where(text_applies, total + w.text, total)
+    weighted = np.where(text_applies, weighted + w.text * text, weighted)
+    total = np.where(price_applies, total + w.price, total)
+    weighted = np.where(price_applies, weighted + w.price * price, weighted)
+    total = total + w.strength
+    weighted = weighted + w.strength * strength
+    total = total + w.region
+    weighted = weighted + w.region * region
+    total = total + w.freshness
+    weighted = weighted + w.freshness * freshness
+    safe_total = np.where(total > 0, total, 1.0)
+    return np.where(total > 0, round_scores(weighted / safe_total), 0.0)
+
+
+def transaction_scores(
+    d: Side, o: Side, *, territory_ok: BoolArray, text_raw: FloatArray, field: FloatArray, config: MatchingConfig
+) -> PairScores:
+    """Buyer demand(s) ``d`` against offer(s) ``o`` (see :func:`matcher.scoring.offer_fit`)."""
+    ok = (d["party"] != o["party"]) & ((d["deal"] & o["deal"]) != 0) & territory_ok
+    ok = ok & (~d["require_granted"] | o["granted"])
+    meet = np.maximum(d["ts"], o["ts"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        remaining = (o["min_expiry"] - meet) / SECONDS_PER_YEAR
+        ok = ok & (np.isnan(d["min_rem"]) | (remaining >= d["min_rem"]))
+        text = _text(text_raw, d["qtotal"])
+        field = np.where(d["has_codes"], field, 0.0)
+        ok = ok & ((field >= TOPICAL_FIELD) | (text >= TOPICAL_TEXT))
+
+        price, bmax, has_budget = o["price"], d["bmax"], d["has_budget"]
+        negotiable = np.isnan(price)
+        fits = price <= bmax
+        within_tolerance = price <= bmax * (1 + config.price_tolerance)
+        within_stretch = (price <= bmax * (1 + config.bridge_stretch)) & (config.bridge_stretch > 0)
+        tolerance = config.price_tolerance if config.price_tolerance > 0 else 1.0
+        over_score = 1.0 - (price / bmax - 1) / tolerance
+        price_score = np.select(
+            [negotiable, fits, within_tolerance, within_stretch],
+            [config.negotiable_price_score, 1.0, over_score, config.bridge_price_score],
+            default=np.nan,
+        )
+    rates = d["rate_known"] & o["rate_known"]
+    ok = ok & (~has_budget | (rates & ~np.isnan(price_score)))
+    gap = has_budget & ~negotiable & ~within_tolerance & within_stretch
+    score = _combine(
+        config,
+        field=field,
+        field_applies=d["has_codes"],
+        text=text,
+        text_applies=True,
+        price=np.nan_to_num(price_score),
+        price_applies=has_budget,
+        strength=o["strength"],
+        region=_region(d, o),
+        freshness=_freshness(d["ts"] - o["ts"], config),
+    )
+    gap_cny = np.where(gap, price - np.nan_to_num(bmax), 0.0)
+    return PairScores(ok=np.asarray(ok), score=np.asarray(score), gap=np.asarray(gap & ok), gap_cny=np.asarray(gap_cny))
+
+
+LEND, INVEST = 0, 1
+PLEDGE_LOAN, EQUITY = 0, 1
+
+
+def financing_scores(
+    r: Side,
+    f: Side,
+    *,
+    territory_ok: BoolArray,
+    served_ok: BoolArray,
+    text_raw: FloatArray,
+    field: FloatArray,
+    config: MatchingConfig,
+) -> PairScores:
+    """Financing request(s) ``r`` against lender / investor demand(s) ``f``
+    (see :func:`matcher.financing.financing_fit`)."""
+    amount = r["amount"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = (r["party"] != f["party"]) & (r["instrument"] == f["intent"]) & territory_ok & served_ok
+        ok = ok & ~np.isnan(amount) & f["rate_known"] & (amount >= f["bmin"]) & (amount <= f["bmax"])
+        ltv = amount / r["value"]
+        limits_ltv = (f["intent"] == LEND) & ~np.isnan(f["max_ltv"])
+        ok = ok & (~limits_ltv | (~np.isnan(ltv) & (ltv <= f["max_ltv"])))
+        ok = ok & (~f["require_granted"] | r["granted"])
+        text = _text(text_raw, f["qtotal"])
+        field = np.where(f["has_codes"], field, 0.0)
+        ok = ok & (~f["has_codes"] | (field >= TOPICAL_FIELD) | (text >= TOPICAL_TEXT))
+        price = np.where(limits_ltv, 1.0 - 0.5 * (ltv / f["max_ltv"]), 1.0)
+    score = _combine(
+        config,
+        field=field,
+        field_applies=f["has_codes"],
+        text=text,
+        text_applies=f["has_topic"],
+        price=np.nan_to_num(price),
+        price_applies=True,
+        strength=r["strength"],
+        region=_region(r, f),
+        freshness=_freshness(r["ts"] - f["ts"], config),
+    )
+    false = np.zeros_like(np.asarray(score), dtype=bool)
+    return PairScores(ok=np.asarray(ok), score=np.asarray(score), gap=false, gap_cny=np.zeros_like(score))
