@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import math
 import re
+import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 
 import jieba
 
@@ -257,12 +259,19 @@ def language_of(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def default_analyzer() -> TextAnalyzer:
-    """jieba's dictionary and its bundled general-corpus IDF table, loaded once per process."""
-    from jieba.analyse.tfidf import DEFAULT_IDF, IDFLoader
+    """jieba's dictionary and its bundled general-corpus IDF table, loaded once per process.
 
+    The table is read directly: ``jieba.analyse`` would load it at import and leave the file open."""
     jieba.setLogLevel(logging.WARNING)
     jieba.initialize()
-    idf, median = IDFLoader(DEFAULT_IDF).get_idf()
+    idf: dict[str, float] = {}
+    table = resources.files("jieba") / "analyse" / "idf.txt"
+    with table.open("r", encoding="utf-8") as lines:
+        for line in lines:
+            word, _, weight = line.strip().rpartition(" ")
+            if word:
+                idf[word] = float(weight)
+    median = statistics.median(idf.values())
     return TextAnalyzer(idf=idf, unknown_weight=float(min(median, _UNKNOWN_TERM_WEIGHT)))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -26,8 +26,7 @@ BoolArray = Any
 
 
 def round_scores(values: FloatArray) -> FloatArray:
-    rounded: FloatArray = np.floor(values * 1e6 + 0.5)
-    return rounded / 1e6
+    return np.floor(values * 1e6 + 0.5) / 1e6
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ def _region(a: Side, b: Side) -> FloatArray:
 
 
 def _freshness(age_seconds: Any, config: MatchingConfig) -> FloatArray:
-    return np.power(0.5, np.maximum(0.0, age_seconds / 86400.0) / config.freshness_half_life_days)
+    return cast(FloatArray, np.power(0.5, np.maximum(0.0, age_seconds / 86400.0) / config.freshness_half_life_days))
 
 
 def _combine(

@@ -1,0 +1,300 @@
+"""The engine's rules, one at a time: hard filters, score components, the three kinds of match,
+revocations, late collateral, bilingual text, determinism."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from matcher import Engine, MatchingConfig, Notice, Weights
+from matcher.scoring import field_score
+from schemas import InputEvent
+from tests.builders import demand, lender, offer, patent, request
+
+EMITTED = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def run(*events: InputEvent, config: MatchingConfig | None = None, shards: int = 1) -> tuple[Engine, list[Notice]]:
+    engine = Engine(config, shards=shards)
+    notices: list[Notice] = []
+    for event in events:
+        notices += engine.apply(event).notices
+    return engine, notices
+
+
+def pairs(engine: Engine) -> set[tuple[str, str, str, str | None]]:
+    return {(c.kind, c.seeker_id, c.counterpart_id, c.financier_id) for c in engine.open_matches().values()}
+
+
+def only(notices: list[Notice], kind: str = "match") -> Notice:
+    found = [n for n in notices if n.type == kind]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_fitting_offer_and_demand_match_with_an_explanation_in_the_demands_language() -> None:
+    engine, notices = run(offer(), demand())
+    assert pairs(engine) == {("transaction", "d1", "o1", None)}
+    event = only(notices).to_event(EMITTED)
+    assert event.rank == 1 and event.score is not None and 0.35 <= event.score <= 1
+    assert event.matched_ipc == ["H01M 10/0525"]
+    assert "锂离子" in event.matched_terms
+    assert any("技术领域" in r for r in event.reasons) and any("预算" in r for r in event.reasons)
+    assert event.facts is not None and event.facts.asking_price is not None
+    assert set(event.components) == {"field", "text", "price", "strength", "region", "freshness"}
+
+
+@pytest.mark.parametrize(
+    ("offer_over", "demand_over"),
+    [
+        ({}, {"buyer": {"party_id": "seller-o1", "name": "x", "kind": "enterprise", "region": "CN-BJ"}}),
+        ({"deal_types": ["assignment"]}, {"intent": "license"}),
+        ({"deal_types": ["non_exclusive_license"]}, {}),
+        ({}, {"territories": ["US"]}),
+        ({"patents": [patent(legal_status="pending")]}, {"require_granted": True}),
+        ({"patents": [patent(expiry_date="2028-01-01")]}, {"min_remaining_years": 5}),
+        ({"asking_price": {"amount": "8000000", "currency": "CNY"}}, {}),
+        ({"asking_price": {"amount": "1000000", "currency": "BRL"}}, {}),
+        ({}, {"budget": {"max": "500000", "currency": "BRL"}}),
+        ({}, {"description": "寻求气体传感器专利", "ipc": ["G01N 27/12"]}),
+        ({}, {"intent": "lend", "ipc": [], "budget": {"max": "9000000", "currency": "CNY"}}),
+    ],
+    ids=[
+        "same-party",
+        "deal-type",
+        "licence-only",
+        "territory",
+        "granted",
+        "remaining-years",
+        "price",
+        "no-fx-rate-offer",
+        "no-fx-rate-budget",
+        "off-topic",
+        "lender-is-not-a-buyer",
+    ],  # fmt: skip
+)
+def test_every_hard_filter_keeps_a_pair_apart(offer_over: dict[str, Any], demand_over: dict[str, Any]) -> None:
+    engine, _ = run(offer(**offer_over), demand(**demand_over))
+    assert pairs(engine) == set()
+
+
+def test_relaxing_the_filter_lets_the_pair_match() -> None:
+    engine, _ = run(offer(patents=[patent(legal_status="pending")]), demand(require_granted=False))
+    assert pairs(engine) == {("transaction", "d1", "o1", None)}
+
+
+def test_an_expired_offer_never_matches() -> None:
+    engine, _ = run(offer(expires=0.5), demand(minute=1))
+    assert pairs(engine) == set()
+
+
+@pytest.mark.parametrize(
+    ("wanted", "have", "score"),
+    [
+        (["H01M 10/0525"], ["H01M 10/0525"], 1.0),
+        (["H01M"], ["H01M 10/0525"], 1.0),
+        (["H01M 10/00"], ["H01M 10/0525"], 1.0),
+        (["H01M 10/0566"], ["H01M 10/0525"], 0.8),
+        (["H01M 2/10"], ["H01M 10/0525"], 0.6),
+        (["H01L 21/02"], ["H01M 10/0525"], 0.3),
+        (["H02J"], ["H01M 10/0525"], 0.1),
+        (["G06F"], ["H01M 10/0525"], 0.0),
+        (["G06F", "H01M 2/10"], ["A61K 9/00", "H01M 10/0525"], 0.6),
+    ],
+)
+def test_field_is_the_deepest_shared_level(wanted: list[str], have: list[str], score: float) -> None:
+    assert field_score(wanted, have) == score
+
+
+def component(notices: list[Notice], name: str) -> float:
+    return only(notices).to_event(EMITTED).components[name]
+
+
+def test_text_relevance_ranks_closer_descriptions_higher() -> None:
+    _, close = run(offer(), demand(description="高镍三元锂离子电池正极材料，循环稳定性和热稳定性", ipc=[]))
+    _, loose = run(offer(), demand(description="锂离子电池的生产设备", ipc=[]))
+    assert component(close, "text") > component(loose, "text") > 0
+
+
+@pytest.mark.parametrize(
+    ("asking", "expected"),
+    [({"amount": "3000000", "currency": "CNY"}, 1.0), (None, 0.7), ({"amount": "5250000", "currency": "CNY"}, 0.5)],
+)
+def test_price_component(asking: dict[str, str] | None, expected: float) -> None:
+    over = {"asking_price": asking} if asking else {}
+    the_offer = offer(**over) if asking else offer().model_copy(update={"asking_price": None})
+    _, notices = run(the_offer, demand())
+    assert component(notices, "price") == pytest.approx(expected)
+
+
+def test_price_does_not_apply_without_a_budget() -> None:
+    _, notices = run(offer(), demand().model_copy(update={"budget": None}))
+    assert "price" not in only(notices).to_event(EMITTED).components
+
+
+def test_strength_prefers_granted_inventions() -> None:
+    _, strong = run(offer(), demand())
+    _, weak = run(offer(patents=[patent(kind="utility_model", legal_status="pending", claims_count=2)]),
+                  demand(require_granted=False))  # fmt: skip
+    assert component(strong, "strength") > component(weak, "strength")
+
+
+@pytest.mark.parametrize(("region", "expected"), [("CN-BJ", 1.0), ("CN-SH", 0.5), ("US-CA", 0.0)])
+def test_region_component(region: str, expected: float) -> None:
+    seller = {"party_id": "s", "name": "s", "kind": "enterprise", "region": region}
+    _, notices = run(offer(seller=seller), demand())
+    assert component(notices, "region") == expected
+
+
+def test_freshness_halves_every_half_life() -> None:
+    _, notices = run(offer(minute=0), demand(minute=180 * 24 * 60))
+    assert component(notices, "freshness") == pytest.approx(0.5, abs=1e-6)
+
+
+def test_weights_and_threshold_are_configurable() -> None:
+    text_only = MatchingConfig(weights=Weights(field=0, text=1, price=0, strength=0, region=0, freshness=0))
+    _, notices = run(offer(), demand(), config=text_only)
+    event = only(notices).to_event(EMITTED)
+    assert event.score == pytest.approx(event.components["text"], abs=1e-6)
+    strict, _ = run(offer(), demand(), config=MatchingConfig(min_score=0.99))
+    assert pairs(strict) == set()
+
+
+def test_financing_matches_a_pledge_loan_with_a_lender() -> None:
+    engine, notices = run(lender(), request())
+    assert pairs(engine) == {("financing", "r1", "bank1", None)}
+    event = only(notices).to_event(EMITTED)
+    assert event.facts is not None and event.facts.loan_to_value == pytest.approx(0.375)
+    assert any("质押率" in r for r in event.reasons)
+
+
+@pytest.mark.parametrize(
+    "lender_over",
+    [
+        {"max_loan_to_value": 0.3},
+        {"regions_served": ["CN-SH"]},
+        {"budget": {"min": "2000000", "max": "9000000", "currency": "CNY"}},
+        {"intent": "invest", "max_loan_to_value": None, "regions_served": []},
+    ],
+    ids=["loan-to-value", "region-served", "ticket-range", "instrument"],
+)
+def test_financing_filters(lender_over: dict[str, Any]) -> None:
+    engine, _ = run(lender(**lender_over), request())
+    assert pairs(engine) == set()
+
+
+def test_equity_requests_meet_investors() -> None:
+    investor = lender("fund1", intent="invest", max_loan_to_value=None, regions_served=[], ipc=["H01M"])
+    engine, _ = run(investor, request(instrument="equity"))
+    assert pairs(engine) == {("financing", "r1", "fund1", None)}
+
+
+def test_a_bridge_finances_the_gap_between_budget_and_price() -> None:
+    engine, notices = run(offer(asking_price={"amount": "6000000", "currency": "CNY"}), lender(), demand(minute=5))
+    assert pairs(engine) == {("bridge", "d1", "o1", "bank1")}
+    event = only(notices).to_event(EMITTED)
+    assert event.financier is not None and event.financier.id == "bank1"
+    assert event.facts is not None and event.facts.gap is not None and event.facts.gap.amount == 1_000_000
+
+
+def test_a_lender_arriving_later_creates_the_bridge_and_leaving_revokes_it() -> None:
+    engine, _ = run(offer(asking_price={"amount": "6000000", "currency": "CNY"}), demand())
+    assert pairs(engine) == set()
+    notices = engine.apply(lender(minute=10)).notices
+    assert pairs(engine) == {("bridge", "d1", "o1", "bank1")} and only(notices).candidate.kind == "bridge"
+    notices = engine.apply(lender(minute=11, version=2, status="withdrawn")).notices
+    assert only(notices, "revoke").reason == "withdrawn" and pairs(engine) == set()
+
+
+def test_withdrawal_revokes() -> None:
+    engine, _ = run(offer(), demand())
+    notices = engine.apply(offer(minute=5, version=2, status="withdrawn")).notices
+    assert only(notices, "revoke").reason == "withdrawn" and pairs(engine) == set()
+
+
+def test_an_update_that_breaks_the_fit_revokes() -> None:
+    engine, _ = run(offer(), demand())
+    notices = engine.apply(offer(minute=5, version=2, asking_price={"amount": "9000000", "currency": "CNY"})).notices
+    assert only(notices, "revoke").reason == "updated-no-longer-fits"
+
+
+def test_an_update_that_still_fits_is_announced_again_under_the_same_id() -> None:
+    engine, first = run(offer(), demand())
+    notices = engine.apply(offer(minute=5, version=2, keywords=["锂离子电池", "正极材料", "热稳定性"])).notices
+    again = only(notices)
+    assert again.candidate.match_id == only(first).candidate.match_id
+    assert again.candidate.counterpart_version == 2 and not [n for n in notices if n.type == "revoke"]
+
+
+def test_expiry_revokes_once_event_time_passes_it() -> None:
+    engine, _ = run(offer(expires=30), demand(minute=1))
+    assert pairs(engine) == {("transaction", "d1", "o1", None)}
+    notices = engine.apply(demand("d2", minute=31, description="无关的需求", ipc=["A61K"])).notices
+    assert only(notices, "revoke").reason == "expired" and ("transaction", "d1", "o1", None) not in pairs(engine)
+
+
+def test_a_better_offer_supersedes_and_the_next_best_refills() -> None:
+    config = MatchingConfig(top_k=1)
+    engine, _ = run(offer("o1", asking_price={"amount": "4900000", "currency": "CNY"}), demand(), config=config)
+    better = offer("o2", minute=5, seller={"party_id": "s2", "name": "s", "kind": "enterprise", "region": "CN-BJ"})
+    notices = engine.apply(better).notices
+    assert only(notices, "revoke").reason == "superseded" and only(notices).candidate.counterpart_id == "o2"
+    notices = engine.apply(offer("o2", minute=6, version=2, status="withdrawn")).notices
+    assert only(notices, "revoke").reason == "withdrawn" and only(notices).candidate.counterpart_id == "o1"
+
+
+def test_collateral_named_by_number_waits_for_the_patent_to_be_seen() -> None:
+    engine, _ = run(lender(), request(collateral=[{"number": "CN114514340B"}]))
+    assert pairs(engine) == set()
+    engine.apply(offer(minute=10))
+    assert ("financing", "r1", "bank1", None) in pairs(engine)
+    notices = engine.apply(offer(minute=11, version=2, status="withdrawn")).notices
+    assert only(notices, "revoke").candidate.kind == "financing"
+
+
+def test_english_text_only_demand_finds_an_english_offer_with_english_reasons() -> None:
+    sensor = patent("US11402341B2", title="Low-power MEMS metal-oxide gas sensor", language="en",
+                    abstract="A gas sensor with a micro-heater for battery-powered air-quality monitors.",
+                    ipc=["G01N 27/12"])  # fmt: skip
+    engine, notices = run(
+        offer(patents=[sensor], keywords=["gas sensor"], deal_types=["non_exclusive_license"]),
+        demand(intent="license", ipc=[], description="License a low-power gas sensor for air-quality monitors"),
+    )
+    assert pairs(engine) == {("transaction", "d1", "o1", None)}
+    event = only(notices).to_event(EMITTED)
+    assert "sensor" in event.matched_terms and any(r.startswith("Description matches") for r in event.reasons)
+
+
+def test_a_chinese_text_only_demand_finds_the_right_offer_among_others() -> None:
+    sensor = patent(
+        "CN113281453B", title="一种MEMS微热板气体传感器", abstract="金属氧化物敏感层，功耗低", ipc=["G01N 27/12"]
+    )
+    engine, _ = run(
+        offer("battery"),
+        offer("sensor", patents=[sensor], keywords=["气体传感器"]),
+        demand(ipc=[], description="需要低功耗气体传感器技术，用于空气净化器"),
+    )
+    assert {p[2] for p in pairs(engine)} == {"sensor"}
+
+
+def test_repeated_and_stale_events_change_nothing() -> None:
+    first = offer()
+    engine, _ = run(first, demand())
+    assert engine.apply(first).outcome == "duplicate"
+    newer = offer(minute=3, version=3)
+    engine.apply(newer)
+    result = engine.apply(offer(minute=4, version=2, status="withdrawn"))
+    assert result.outcome == "stale" and not result.notices and pairs(engine)
+
+
+def test_the_same_events_twice_give_the_same_outputs() -> None:
+    from matcher.market import Market, to_event
+
+    events = [to_event(d) for d in Market(7).lifecycle(150)]
+    outputs = []
+    for _ in range(2):
+        _, notices = run(*events)
+        outputs.append([n.to_event(EMITTED).model_dump_json() for n in notices])
+    assert outputs[0] == outputs[1] and len(outputs[0]) > 50
