@@ -73,7 +73,7 @@ def test_a_fitting_offer_and_demand_match_with_an_explanation_in_the_demands_lan
         "no-fx-rate-budget",
         "off-topic",
         "lender-is-not-a-buyer",
-    ],  # fmt: skip
+    ],
 )
 def test_every_hard_filter_keeps_a_pair_apart(offer_over: dict[str, Any], demand_over: dict[str, Any]) -> None:
     engine, _ = run(offer(**offer_over), demand(**demand_over))
