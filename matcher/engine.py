@@ -102,6 +102,23 @@ class Engine:
     def apply(self, event: InputEvent) -> Result:
         return self.apply_entity(entity_from_event(event, self.analyzer, self.config), event)
 
+    def load(self, entity: Entity, *, withdrawn: bool = False) -> Outcome:
+        """Put an entity into the book and indexes without matching: for rebuilding a shard from its
+        stored state, and for building large books in benchmarks. Views are left as they are."""
+        outcomes = [shard.apply(entity, withdrawn=withdrawn, percolate=False).outcome for shard in self.shards]
+        return outcomes[0]
+
+    def rebuild_views(self) -> int:
+        """Recompute every seeker's view from the shards, silently (no notices): after :meth:`load`,
+        when the book was rebuilt but the views were not. Returns the number of seekers."""
+        home = self.shards[0]
+        seekers: list[SeekerKey] = [("demand", d) for d in home.buyers.entities]
+        seekers += [("financing", r) for r in home.requests.entities]
+        for seeker in seekers:
+            self.views.replace(seeker, [c for shard in self.shards for c in shard.local_top_k(seeker)])
+            self._update_floor(seeker)
+        return len(seekers)
+
     def apply_entity(self, entity: Entity, event: InputEvent) -> Result:
         updates = [shard.apply(entity, withdrawn=event.status == "withdrawn") for shard in self.shards]
         first = updates[0]
@@ -127,12 +144,21 @@ class Engine:
             merged = [c for shard in self.shards for c in shard.local_top_k(seeker)]
             announced, left = self.views.replace(seeker, merged)
             notices += self._notices(announced, left, closures, event)
+            self._update_floor(seeker)
         for update in updates:
             for candidate in update.percolated:
                 if candidate.seeker not in recompute:
                     announced, left = self.views.admit(candidate)
-                    notices += self._notices(announced, left, closures, event)
+                    if announced or left:
+                        notices += self._notices(announced, left, closures, event)
+                        self._update_floor(candidate.seeker)
         return notices
+
+    def _update_floor(self, seeker: SeekerKey) -> None:
+        view = self.views.view(seeker)
+        floor = view[-1].score if len(view) >= self.config.top_k else 0.0
+        for shard in self.shards:
+            shard.set_floor(seeker, floor)
 
     def _notices(
         self,

@@ -13,8 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from functools import cache, lru_cache
 from typing import Any
 
+import jieba
+
+from matcher.text import default_analyzer
 from schemas import BuyerDemand, FinancingRequest, InputEvent, PatentOffer
 
 __all__ = ["Market", "MarketMix"]
@@ -49,6 +53,26 @@ FIELDS: dict[str, tuple[float, list[tuple[str, str]], list[str]]] = {
     "G06Q": (4, [("电子商务", "e-commerce"), ("供应链", "supply chain"), ("金融风控", "risk control")], ["10", "30", "40"]),
     "C08L": (2, [("高分子材料", "polymer"), ("复合材料", "composite material"), ("阻燃", "flame retardant")], ["23", "63"]),
 }  # fmt: skip
+# More real subclasses, for the long tail of the book.
+TAIL_SUBCLASSES = [
+    "A01N", "A23L", "A61F", "A61M", "A61P", "B01D", "B01J", "B21D", "B23K", "B25J", "B32B", "B60W", "B62D", "B65G",
+    "C01B", "C02F", "C04B", "C07D", "C07K", "C09D", "C12Q", "C22C", "E04B", "E21B", "F01D", "F02M", "F16H", "F21V",
+    "F25B", "G01B", "G01R", "G01S", "G02B", "G05B", "G06K", "G06T", "G06V", "G08G", "G09G", "G10L", "G11C", "H02J",
+    "H02K", "H02M", "H03K", "H04B", "H04N", "H05K", "Y02E",
+]
+_TECH_CHARS = frozenset(
+    "电器材料机光热化学子能控制传感信号数据网络算法结构装置系统模块层膜液气压力温度频波量管线路板片芯晶体合金属塑纤维"
+    "酶蛋白细胞基因药剂疗诊医车轮轴齿泵阀炉池储充放磁射激像图视声音码存计驱动测检器件极导阻容流场效应半固态离聚酯胶"
+    "粉浆涂镀焊接切削铸锻模具纳米陶瓷玻璃碳硅铝铜铁钛锂钠钾镁锌镍钴锰氢氧氮硫磷氯催反分过滤吸附蒸馏萃取发酵培养抗原"
+    "疫苗菌株病毒载肽核酸序列编辑表达筛选标记成扫描识别定位导航通天线站终端协议加密认证节点由交换缓调度优训练推理神经"
+)
+_EN_HEADS = ["thermo", "electro", "nano", "poly", "micro", "opto", "hydro", "bio", "cryo", "ferro", "photo", "piezo",
+             "magneto", "chrono", "aero", "geo", "spectro", "litho", "plasma", "quantum"]
+_EN_STEMS = ["lith", "sil", "carb", "flux", "graph", "phos", "vanad", "zircon", "cell", "gel", "lay", "fib", "cort",
+             "dyn", "cap", "mod", "sens", "trans", "vert", "lumin", "ferr", "polar", "kinet", "morph", "plex"]
+_EN_TAILS = ["ide", "ate", "ene", "ite", "ium", "ase", "or", "ic", "ane", "ix"]
+_GENERIC = [("控制", "control"), ("效率", "efficiency"), ("成本", "cost"), ("稳定性", "stability"), ("结构", "structure"),
+            ("模块", "module"), ("检测", "detection"), ("材料", "material"), ("性能", "performance"), ("工艺", "process")]
 CN_REGIONS = ["CN-BJ", "CN-SH", "CN-GD", "CN-JS", "CN-ZJ", "CN-SC", "CN-HB", "CN-SN", "CN-TJ", "CN-AH", "CN-SD"]
 ABROAD = [("US-CA", "US", "USD"), ("US-MA", "US", "USD"), ("DE-BY", "EP", "EUR"), ("JP-13", "JP", "USD"),
           ("KR-11", "KR", "USD"), ("GB-ENG", "EP", "EUR"), ("FR-IDF", "EP", "EUR")]  # fmt: skip
@@ -82,8 +106,8 @@ class Market:
         self.rng = random.Random(seed)
         self.clock = start or datetime(2026, 1, 5, 9, 0, tzinfo=CHINA)
         self.mix = mix or MarketMix()
-        self._fields = list(FIELDS)
-        self._weights = [FIELDS[f][0] for f in self._fields]
+        self._fields = list(FIELDS) + TAIL_SUBCLASSES
+        self._weights = [FIELDS[f][0] if f in FIELDS else 0.6 for f in self._fields]
         self._serial = 0
         self.patent_numbers: list[str] = []
         self._parties = [f"party-{i:05d}" for i in range(max(50, 2000))]
@@ -100,11 +124,15 @@ class Market:
     def _field(self) -> str:
         return self.rng.choices(self._fields, weights=self._weights)[0]
 
-    def _code(self, subclass: str, depth: int | None = None) -> str:
+    def _topic(self) -> tuple[str, str]:
+        subclass = self._field()
+        return subclass, self.rng.choice(_groups(subclass))
+
+    def _code(self, topic: tuple[str, str], depth: int | None = None) -> str:
+        subclass, group = topic
         depth = depth or self.rng.choice([3, 4, 5, 5, 5])
         if depth == 3:
             return subclass
-        group = self.rng.choice(FIELDS[subclass][2])
         if depth == 4:
             return f"{subclass} {group}/00"
         return f"{subclass} {group}/{self.rng.choice(['02', '04', '06', '10', '12', '0525', '16', '20'])}"
@@ -124,16 +152,25 @@ class Market:
             env["expires_at"] = (at + timedelta(days=expires_days)).isoformat()
         return env
 
-    def _terms(self, subclass: str, k: int) -> list[tuple[str, str]]:
-        vocabulary = FIELDS[subclass][1]
-        return self.rng.sample(vocabulary, min(k, len(vocabulary)))
+    def _words(self, topic: tuple[str, str], zh: bool, k: int) -> list[str]:
+        """``k`` distinct terms of a topic, the frequent ones more often (Zipf), a few generic ones."""
+        vocabulary = _topic_vocabulary(topic)[0 if zh else 1]
+        chosen: dict[str, None] = {}
+        while len(chosen) < k:
+            if self.rng.random() < 0.15:
+                chosen[self.rng.choice(_GENERIC)[0 if zh else 1]] = None
+            else:
+                chosen[vocabulary[min(int(self.rng.paretovariate(1.1)) - 1, len(vocabulary) - 1)]] = None
+        return list(chosen)
 
-    def _text(self, subclass: str, zh: bool, templates: list[str]) -> str:
-        (a_zh, a_en), (b_zh, b_en) = self._terms(subclass, 2)
+    def _text(self, topic: tuple[str, str], zh: bool, templates: list[str], k: int = 2) -> str:
+        words = self._words(topic, zh, k + 1)
         template = self.rng.choice(templates)
-        if zh:
-            return template.format(a=a_zh, b=b_zh)
-        return template.format(a=a_en, b=b_en, A=a_en.capitalize())
+        a, b, rest = words[0], words[1], words[2:]
+        text = template.format(a=a, b=b, A=a.capitalize())
+        if rest:
+            text += ("涉及" + "、".join(rest) + "。") if zh else (" Also: " + ", ".join(rest) + ".")
+        return text
 
     def _money(self, low: float, high: float, currency: str) -> dict[str, str]:
         amount = self.rng.lognormvariate(0, 1) * (low + high) / 6
@@ -141,7 +178,7 @@ class Market:
         scale = {"CNY": 1.0, "USD": 1 / 7.1, "EUR": 1 / 7.75}[currency]
         return {"amount": str(Decimal(round(amount * scale, -3)).quantize(Decimal(1))), "currency": currency}
 
-    def _patent(self, subclass: str, zh: bool, territory: str) -> dict[str, Any]:
+    def _patent(self, topic: tuple[str, str], zh: bool, territory: str) -> dict[str, Any]:
         digits = self.rng.randrange(10**8, 10**9)
         suffix = {"CN": "B", "US": "B2", "EP": "B1", "JP": "B2", "KR": "B1"}[territory]
         number = f"{territory}{digits}{suffix}"
@@ -150,11 +187,11 @@ class Market:
         granted = self.rng.random() < 0.75
         patent: dict[str, Any] = {
             "number": number,
-            "title": self._text(subclass, zh, ZH_TEMPLATES if zh else EN_TEMPLATES),
-            "abstract": "".join(self._text(subclass, zh, ZH_SENTENCES if zh else EN_SENTENCES) + ("" if zh else " ")
+            "title": self._text(topic, zh, ZH_TEMPLATES if zh else EN_TEMPLATES, k=1),
+            "abstract": "".join(self._text(topic, zh, ZH_SENTENCES if zh else EN_SENTENCES, k=4) + ("" if zh else " ")
                                 for _ in range(2)).strip(),
             "language": "zh" if zh else "en",
-            "ipc": [self._code(subclass, self.rng.choice([4, 5, 5]))] + ([self._code(self._field(), 5)] if self.rng.random() < 0.2 else []),
+            "ipc": [self._code(topic, self.rng.choice([4, 5, 5]))] + ([self._code(self._topic(), 5)] if self.rng.random() < 0.2 else []),
             "kind": "invention" if self.rng.random() < 0.8 else "utility_model",
             "legal_status": "granted" if granted else "pending",
             "filing_date": filed.date().isoformat(),
@@ -170,7 +207,7 @@ class Market:
     def offer(
         self, *, offer_id: str | None = None, version: int = 1, expires_days: float | None = None
     ) -> dict[str, Any]:
-        subclass = self._field()
+        topic = self._topic()
         domestic = self.rng.random() < 0.8
         region, territory, currency = (
             (self.rng.choice(CN_REGIONS), "CN", "CNY") if domestic else self.rng.choice(ABROAD)
@@ -183,9 +220,9 @@ class Market:
             **self._envelope("offer", version, expires_days),
             "offer_id": offer_id or self._id("offer"),
             "seller": self._party(self.rng.choice(["enterprise", "university", "institute"]), region),
-            "patents": [self._patent(subclass, zh, territory) for _ in range(size)],
+            "patents": [self._patent(topic, zh, territory) for _ in range(size)],
             "deal_types": deal_types,
-            "keywords": [t[0] if zh else t[1] for t in self._terms(subclass, 2)],
+            "keywords": self._words(topic, zh, 2),
         }
         if self.rng.random() < 0.8:
             event["asking_price"] = self._money(50_000, 20_000_000, currency)
@@ -194,7 +231,7 @@ class Market:
     def buyer(
         self, *, demand_id: str | None = None, version: int = 1, expires_days: float | None = None
     ) -> dict[str, Any]:
-        subclass = self._field()
+        topic = self._topic()
         zh = self.rng.random() < 0.65
         region = self.rng.choice(CN_REGIONS) if zh else self.rng.choice(ABROAD)[0]
         intent = self.rng.choice(["acquire", "license"])
@@ -203,12 +240,12 @@ class Market:
             "demand_id": demand_id or self._id("demand"),
             "buyer": self._party("enterprise", region),
             "intent": intent,
-            "description": self._text(subclass, zh, ZH_SENTENCES if zh else EN_SENTENCES),
-            "keywords": [t[0] if zh else t[1] for t in self._terms(subclass, 1)],
+            "description": self._text(topic, zh, ZH_SENTENCES if zh else EN_SENTENCES, k=3),
+            "keywords": self._words(topic, zh, 1),
             "require_granted": self.rng.random() < 0.5,
         }
         if self.rng.random() < 0.7:
-            event["ipc"] = [self._code(subclass)]
+            event["ipc"] = [self._code(topic)]
         if self.rng.random() < 0.75:
             event["budget"] = {"max": self._money(100_000, 15_000_000, "CNY")["amount"], "currency": "CNY"}
         if self.rng.random() < 0.3:
@@ -243,14 +280,14 @@ class Market:
     def request(
         self, *, request_id: str | None = None, version: int = 1, expires_days: float | None = None
     ) -> dict[str, Any]:
-        subclass = self._field()
+        topic = self._topic()
         region = self.rng.choice(CN_REGIONS)
         collateral: list[dict[str, Any]] = []
         for _ in range(self.rng.randint(1, 3)):
             if self.patent_numbers and self.rng.random() < 0.5:
                 collateral.append({"number": self.rng.choice(self.patent_numbers)})
             else:
-                collateral.append(self._patent(subclass, True, "CN"))
+                collateral.append(self._patent(topic, True, "CN"))
         numbers = [c["number"] for c in collateral]
         collateral = [c for i, c in enumerate(collateral) if c["number"] not in numbers[:i]]
         return {
@@ -315,3 +352,32 @@ def to_event(document: dict[str, Any]) -> InputEvent:
         if key in document:
             return model.model_validate(document)
     raise ValueError("not a market event")
+
+
+@cache
+def _groups(subclass: str) -> list[str]:
+    if subclass in FIELDS:
+        return FIELDS[subclass][2]
+    rng = random.Random(subclass)
+    return [str(g) for g in sorted(rng.sample(range(1, 99), 6))]
+
+
+@lru_cache(maxsize=1)
+def _pools() -> tuple[list[str], list[str]]:
+    """Chinese technical words from jieba's dictionary (so segmentation finds them whole) and
+    English technical-looking words, each sorted so that pools are the same on every machine."""
+    default_analyzer()  # loads jieba's dictionary
+    chinese = sorted(w for w, f in jieba.dt.FREQ.items() if f and 2 <= len(w) <= 4 and set(w) <= _TECH_CHARS)
+    english = sorted({h + s + t for h in _EN_HEADS for s in _EN_STEMS for t in _EN_TAILS})
+    return chinese, english
+
+
+@lru_cache(maxsize=4096)
+def _topic_vocabulary(topic: tuple[str, str]) -> tuple[list[str], list[str]]:
+    """Each topic (subclass, main group) has its own vocabulary, the same in every market."""
+    chinese, english = _pools()
+    rng = random.Random("/".join(topic))
+    heads = FIELDS[topic[0]][1] if topic[0] in FIELDS else []
+    zh = [h[0] for h in heads] + rng.sample(chinese, 80)
+    en = [w for h in heads for w in h[1].split()] + rng.sample(english, 80)
+    return list(dict.fromkeys(zh)), list(dict.fromkeys(en))

@@ -45,7 +45,7 @@ __all__ = [
 LEVEL_SCORES = (0.0, 0.1, 0.3, 0.6, 0.8, 1.0)
 """Score by depth of the deepest shared level: none, section, class, subclass, main group, subgroup."""
 TOPICAL_FIELD = 0.6
-TOPICAL_TEXT = 0.15
+TOPICAL_TEXT = 0.3
 
 
 @lru_cache(maxsize=65536)

@@ -47,6 +47,7 @@ OFFER_COLUMNS = {
     "value": np.float64,
 }
 BUYER_COLUMNS = {
+    "floor": np.float64,
     "party": np.int64,
     "region": np.int64,
     "country": np.int64,
@@ -78,6 +79,7 @@ FINANCIER_COLUMNS = {
     "qtotal": np.float64,
 }
 REQUEST_COLUMNS = {
+    "floor": np.float64,
     "party": np.int64,
     "region": np.int64,
     "country": np.int64,
@@ -162,19 +164,21 @@ class Shard:
         return self.index == 0
 
     # ---- applying events -------------------------------------------------------------------------
-    def apply(self, entity: Entity, *, withdrawn: bool) -> ShardUpdate:
+    def apply(self, entity: Entity, *, withdrawn: bool, percolate: bool = True) -> ShardUpdate:
+        """Apply one event's entity. With ``percolate=False`` (rebuilding after recovery, bulk loads)
+        the indexes are updated but no candidates are computed."""
         change = self.book.apply(entity, withdrawn=withdrawn)
         update = ShardUpdate(change.outcome, closed=list(change.closed), opened=list(change.opened))
         changed_numbers: set[str] = set()
         for old, _ in change.closed:
             changed_numbers |= self._remove(old)
         for new in change.opened:
-            changed_numbers |= self._insert(new, update)
+            changed_numbers |= self._insert(new, update, percolate=percolate)
         if changed_numbers and self.answers_financing:
             update.recompute |= self._reresolve(changed_numbers)
         return update
 
-    def _insert(self, entity: Entity, update: ShardUpdate) -> set[str]:
+    def _insert(self, entity: Entity, update: ShardUpdate, *, percolate: bool) -> set[str]:
         if isinstance(entity, Offer):
             changed = self.registry.add(entity)
             if self.owns_offer(entity.id):
@@ -187,7 +191,8 @@ class Shard:
                     territories=entity.territories,
                     term_weights=weights,
                 )
-                update.percolated.extend(self._percolate_offer(entity, weights))
+                if percolate:
+                    update.percolated.extend(self._percolate_offer(entity, weights))
             return changed
         if isinstance(entity, Demand):
             if entity.is_financier:
@@ -200,7 +205,7 @@ class Shard:
                     query=entity.query,
                 )
                 update.recompute |= {("demand", d) for d in self._bridgeable_by(entity)}
-                if self.answers_financing:
+                if self.answers_financing and percolate:
                     update.percolated.extend(self._percolate_financier(entity))
             else:
                 self.buyers.add(
@@ -375,7 +380,7 @@ class Shard:
         scores = transaction_scores(
             d, o, territory_ok=territory_ok, text_raw=text_raw, field=field_scores, config=self.config
         )
-        rows = np.flatnonzero(scores.ok & (scores.score >= self.config.min_score))
+        rows = np.flatnonzero(scores.ok & (scores.score >= np.maximum(self.config.min_score, d["floor"])))
         out = []
         for row, demand_id in zip(rows.tolist(), self.buyers.ids(dslots[rows]), strict=True):
             demand: Demand = self.buyers.entities[demand_id]
@@ -469,7 +474,7 @@ class Shard:
             field=field_scores,
             config=self.config,
         )
-        rows = np.flatnonzero(scores.ok & (scores.score >= self.config.min_score))
+        rows = np.flatnonzero(scores.ok & (scores.score >= np.maximum(self.config.min_score, r["floor"])))
         return [
             self._financing_candidate(self.requests.entities[request_ids[row]], financier, float(scores.score[row]))
             for row in rows.tolist()
@@ -518,6 +523,15 @@ class Shard:
         )
 
     # ---- queries from the merger ------------------------------------------------------------------
+    def set_floor(self, seeker: SeekerKey, score: float) -> None:
+        """The score a new candidate must reach to enter this seeker's view (0 while it has room):
+        percolation skips the rest, so an offer on a busy topic does not build thousands of candidates."""
+        kind, seeker_id = seeker
+        table = self.buyers.table if kind == "demand" else self.requests.table
+        slot = table.slot_of.get(seeker_id)
+        if slot is not None:
+            table.cols["floor"][slot] = score
+
     def local_top_k(self, seeker: SeekerKey) -> list[Candidate]:
         kind, seeker_id = seeker
         if kind == "demand":

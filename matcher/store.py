@@ -60,8 +60,8 @@ class Table:
         if entity_id in self.slot_of:
             raise KeyError(f"{entity_id} is already stored")
         slot = self._free.pop() if self._free else self._grow_one()
-        for name, value in values.items():
-            self.cols[name][slot] = value
+        for name, column in self.cols.items():
+            column[slot] = values.get(name, 0)
         self.alive[slot] = True
         self.gen[slot] += 1
         self.ids[slot] = entity_id

@@ -1,0 +1,151 @@
+"""Engine benchmark: per-trigger latency on a book of N open entries, against a naive full scan.
+
+    python -m bench.engine --size 100000
+
+Builds the book from the seeded market generator (loaded without matching), then applies fresh
+offers, buyer demands and financing requests one at a time through the full engine path (conversion
+of the event, indexes, scoring, views, explanations) and prints one JSON object. The baseline is the
+obvious matcher: score the demand against every offer in the book with the scalar definition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from matcher import Engine, MatchingConfig
+from matcher.engine import entity_from_event
+from matcher.entities import Demand, Offer
+from matcher.market import Market, to_event
+from matcher.scoring import combine, offer_fit
+
+
+def rss_bytes() -> int:
+    with open(f"/proc/{os.getpid()}/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def percentiles(samples_s: list[float]) -> tuple[float, float]:
+    ms = np.asarray(samples_s) * 1000
+    return round(float(np.percentile(ms, 50)), 3), round(float(np.percentile(ms, 99)), 3)
+
+
+def naive_scan(engine: Engine, demand: Demand, config: MatchingConfig) -> list[tuple[float, str]]:
+    offers: list[Offer] = [o for shard in engine.shards for o in shard.offers.entities.values()]
+    found = []
+    for offer in offers:
+        fit = offer_fit(demand, offer, config)
+        if fit is not None and fit.gap_cny is None:
+            score = combine(fit.parts, config.weights)
+            if score >= config.min_score:
+                found.append((-score, offer.id))
+    return sorted(found)[: config.top_k]
+
+
+def bytes_per_offer(count: int, seed: int) -> float:
+    """RSS growth per single-patent offer held by the engine (record, columns, postings)."""
+    market = Market(seed + 1)
+    engine = Engine()
+    documents = []
+    while len(documents) < count:
+        document = market.offer()
+        if len(document["patents"]) == 1:
+            documents.append(document)
+    gc.collect()
+    before = rss_bytes()
+    for document in documents:
+        event = to_event(document)
+        engine.load(entity_from_event(event, engine.analyzer, engine.config))
+    documents.clear()
+    gc.collect()
+    return (rss_bytes() - before) / count
+
+
+def run(size: int, triggers: int, scans: int, seed: int) -> dict[str, Any]:
+    market = Market(seed)
+    engine = Engine()
+    config = engine.config
+    convert_s = load_s = 0.0
+    for document in market.listings(size):
+        event = to_event(document)
+        began = time.perf_counter()
+        entity = entity_from_event(event, engine.analyzer, config)
+        converted = time.perf_counter()
+        engine.load(entity)
+        load_s += time.perf_counter() - converted
+        convert_s += converted - began
+    sizes = engine.sizes()
+    began = time.perf_counter()
+    seekers = engine.rebuild_views()
+    views_s = time.perf_counter() - began
+
+    latencies: dict[str, list[float]] = {"offer": [], "demand": [], "financing": []}
+    makers = {"offer": market.offer, "demand": market.buyer, "financing": market.request}
+    notices = 0
+    for _ in range(triggers):
+        for kind, make in makers.items():
+            event = to_event(make())
+            began = time.perf_counter()
+            notices += len(engine.apply(event).notices)
+            latencies[kind].append(time.perf_counter() - began)
+
+    offer_ids = list(engine.shards[0].offers.entities)[:triggers]
+    withdraw_s = []
+    for offer_id in offer_ids:
+        document = market.offer(offer_id=offer_id, version=engine.shards[0].book.version_of("offer", offer_id) + 1)
+        document["status"] = "withdrawn"
+        event = to_event(document)
+        began = time.perf_counter()
+        engine.apply(event)
+        withdraw_s.append(time.perf_counter() - began)
+
+    scan_s, indexed_s = [], []
+    for _ in range(scans):
+        event = to_event(market.buyer())
+        demand = entity_from_event(event, engine.analyzer, config)
+        assert isinstance(demand, Demand)
+        began = time.perf_counter()
+        naive_scan(engine, demand, config)
+        scan_s.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        engine.apply(event)
+        indexed_s.append(time.perf_counter() - began)
+
+    result: dict[str, Any] = {"size": size, "book": sizes}
+    for kind, samples in latencies.items():
+        result[f"{kind}_p50_ms"], result[f"{kind}_p99_ms"] = percentiles(samples)
+    result["insert_us"] = round(load_s / size * 1e6, 1)
+    result["convert_us"] = round(convert_s / size * 1e6, 1)
+    result["withdraw_p50_ms"], result["withdraw_p99_ms"] = percentiles(withdraw_s)
+    result["index_build_s"] = round(load_s, 2)
+    result["views_build_s"] = round(views_s, 2)
+    result["seekers"] = seekers
+    result["open_matches"] = len(engine.views)
+    result["scan_demand_p50_ms"], result["scan_demand_p99_ms"] = percentiles(scan_s)
+    indexed_p50, indexed_p99 = percentiles(indexed_s)
+    result["scan_sample_indexed_p99_ms"] = indexed_p99
+    result["speedup_vs_scan"] = round(statistics.median(scan_s) / statistics.median(indexed_s), 1)
+    result["notices_from_triggers"] = notices
+    result["bytes_per_offer"] = round(bytes_per_offer(min(size, 50_000), seed))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, default=10_000, help="open entries in the book")
+    parser.add_argument("--triggers", type=int, default=300, help="triggers of each kind")
+    parser.add_argument("--scans", type=int, default=10, help="demands timed against the naive full scan")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    print(json.dumps(run(args.size, args.triggers, args.scans, args.seed)))
+
+
+if __name__ == "__main__":
+    main()
