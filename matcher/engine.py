@@ -78,7 +78,7 @@ def entity_from_event(event: InputEvent, analyzer: TextAnalyzer, config: Matchin
     if isinstance(event, BuyerDemand):
         return demand_from_event(event, analyzer, config)
     if isinstance(event, FinancingRequest):
-        return request_from_event(event, config)
+        return request_from_event(event, analyzer, config)
     raise TypeError(f"not an input event: {type(event).__name__}")
 
 

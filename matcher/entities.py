@@ -5,9 +5,11 @@ no abstracts, no raw payloads."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Literal
 
 from matcher.config import MatchingConfig
@@ -65,7 +67,8 @@ class PatentFacts:
 
     number: str
     title: str
-    text: str
+    tokens: tuple[str, ...]
+    """Terms of the title and abstract, in order (the text itself is not kept)."""
     codes: tuple[str, ...]
     granted: bool
     kind: str
@@ -84,7 +87,7 @@ class PatentFacts:
         return 0.35 * standing + 0.25 * min(1.0, remaining / 15.0) + 0.15 * claims + 0.15 * family + 0.10 * citations
 
 
-def patent_facts(patent: Patent, config: MatchingConfig) -> PatentFacts:
+def patent_facts(patent: Patent, analyzer: TextAnalyzer, config: MatchingConfig) -> PatentFacts:
     granted = patent.legal_status == "granted"
     if patent.legal_status in ("expired", "invalidated"):
         standing = 0.0
@@ -95,7 +98,7 @@ def patent_facts(patent: Patent, config: MatchingConfig) -> PatentFacts:
     return PatentFacts(
         number=patent.number,
         title=patent.title,
-        text=f"{patent.title}\n{patent.abstract or ''}",
+        tokens=tuple(analyzer.tokens(f"{patent.title}\n{patent.abstract or ''}")),
         codes=tuple(dict.fromkeys(patent.ipc)),
         granted=granted,
         kind=patent.kind,
@@ -120,7 +123,7 @@ class Offer:
     party: str
     region: str
     deal_mask: int
-    asking: Money | None
+    asking_price: tuple[Decimal, str] | None
     price_cny: float | None
     """Asking price in yuan; None when negotiable."""
     rate_known: bool
@@ -130,11 +133,23 @@ class Offer:
     min_expiry_ts: float
     strength: float
     codes: tuple[str, ...]
-    terms: Mapping[str, int]
+    term_keys: tuple[str, ...]
+    term_counts: tuple[int, ...]
     doc_len: int
     value_cny: float | None
     patents: tuple[PatentFacts, ...]
     language: str
+
+    @property
+    def asking(self) -> Money | None:
+        if self.asking_price is None:
+            return None
+        return Money(amount=self.asking_price[0], currency=self.asking_price[1])
+
+    @property
+    def terms(self) -> dict[str, int]:
+        """Term counts of titles, abstracts and keywords (kept as two tuples: a dict per offer costs more)."""
+        return dict(zip(self.term_keys, self.term_counts, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +211,9 @@ def _ts_or_none(moment: datetime | None) -> float | None:
 
 
 def offer_from_event(event: PatentOffer, analyzer: TextAnalyzer, config: MatchingConfig) -> Offer:
-    patents = tuple(patent_facts(p, config) for p in event.patents)
-    terms = analyzer.term_counts([*(p.text for p in patents), *event.keywords, *event.industries])
+    patents = tuple(patent_facts(p, analyzer, config) for p in event.patents)
+    terms = Counter(t for p in patents for t in p.tokens)
+    terms.update(analyzer.term_counts([*event.keywords, *event.industries]))
     price_cny = _money_cny(event.asking_price, config)
     values = [p.appraised_cny for p in patents if p.appraised_cny is not None]
     ts = _timestamp(event.occurred_at)
@@ -210,7 +226,7 @@ def offer_from_event(event: PatentOffer, analyzer: TextAnalyzer, config: Matchin
         party=event.seller.party_id,
         region=event.seller.region,
         deal_mask=sum(DEAL_BITS[d] for d in set(event.deal_types)),
-        asking=event.asking_price,
+        asking_price=None if event.asking_price is None else (event.asking_price.amount, event.asking_price.currency),
         price_cny=price_cny,
         rate_known=event.asking_price is None or price_cny is not None,
         territories=frozenset(p.territory for p in patents),
@@ -218,7 +234,8 @@ def offer_from_event(event: PatentOffer, analyzer: TextAnalyzer, config: Matchin
         min_expiry_ts=min(p.expiry_ts for p in patents),
         strength=max(p.strength(ts) for p in patents),
         codes=tuple(dict.fromkeys(c for p in patents for c in p.codes)),
-        terms=dict(terms),
+        term_keys=tuple(terms),
+        term_counts=tuple(terms.values()),
         doc_len=sum(terms.values()),
         value_cny=sum(values) if values else None,
         patents=patents,
@@ -263,8 +280,8 @@ def demand_from_event(event: BuyerDemand, analyzer: TextAnalyzer, config: Matchi
     )
 
 
-def request_from_event(event: FinancingRequest, config: MatchingConfig) -> Request:
-    inline = {c.number: patent_facts(c, config) for c in event.collateral if isinstance(c, Patent)}
+def request_from_event(event: FinancingRequest, analyzer: TextAnalyzer, config: MatchingConfig) -> Request:
+    inline = {c.number: patent_facts(c, analyzer, config) for c in event.collateral if isinstance(c, Patent)}
     numbers = tuple(dict.fromkeys(c.number for c in event.collateral if isinstance(c, (Patent, CollateralRef))))
     return Request(
         id=event.request_id,

@@ -3,6 +3,7 @@ financing request (the scalar definition; :mod:`matcher.vector` computes it for 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -21,18 +22,27 @@ class Registry:
     open offers carry the same patent), so that collateral named by number can be completed."""
 
     def __init__(self) -> None:
-        self._by_number: dict[str, dict[str, PatentFacts]] = {}
+        # Almost every number is carried by one offer: a (offer id, patent) pair, a dict only when shared.
+        self._by_number: dict[str, tuple[str, PatentFacts] | dict[str, PatentFacts]] = {}
 
     def get(self, number: str) -> PatentFacts | None:
-        entries = self._by_number.get(number)
-        return entries[min(entries)] if entries else None
+        entry = self._by_number.get(number)
+        if entry is None:
+            return None
+        return entry[1] if isinstance(entry, tuple) else entry[min(entry)]
 
     def add(self, offer: Offer) -> set[str]:
         """Record an open offer's patents; returns the numbers whose registry entry changed."""
         changed = set()
         for patent in offer.patents:
             before = self.get(patent.number)
-            self._by_number.setdefault(patent.number, {})[offer.id] = patent
+            entry = self._by_number.get(patent.number)
+            if entry is None or (isinstance(entry, tuple) and entry[0] == offer.id):
+                self._by_number[patent.number] = (offer.id, patent)
+            elif isinstance(entry, tuple):
+                self._by_number[patent.number] = {entry[0]: entry[1], offer.id: patent}
+            else:
+                entry[offer.id] = patent
             if self.get(patent.number) is not before:
                 changed.add(patent.number)
         return changed
@@ -41,11 +51,13 @@ class Registry:
         changed = set()
         for patent in offer.patents:
             before = self.get(patent.number)
-            entries = self._by_number.get(patent.number)
-            if entries is not None:
-                entries.pop(offer.id, None)
-                if not entries:
-                    del self._by_number[patent.number]
+            entry = self._by_number.get(patent.number)
+            if isinstance(entry, tuple) and entry[0] == offer.id:
+                del self._by_number[patent.number]
+            elif isinstance(entry, dict):
+                entry.pop(offer.id, None)
+                if len(entry) == 1:
+                    self._by_number[patent.number] = next(iter(entry.items()))
             if self.get(patent.number) is not before:
                 changed.add(patent.number)
         return changed
@@ -74,7 +86,8 @@ def resolve(request: Request, registry: Registry, analyzer: TextAnalyzer) -> Col
         if patent is None:
             return None
         patents.append(patent)
-    terms = analyzer.term_counts([*(p.text for p in patents), request.purpose])
+    terms = Counter(t for p in patents for t in p.tokens)
+    terms.update(analyzer.tokens(request.purpose))
     values = [p.appraised_cny for p in patents if p.appraised_cny is not None]
     return Collateral(
         request=request,

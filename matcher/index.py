@@ -103,7 +103,6 @@ class _Index:
         self.table = Table(spec)
         self.text = Postings(self.table)
         self.entities: dict[str, Any] = {}
-        self._keys: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._class_overflow: dict[int, frozenset[int]] = {}
         self._text_acc = np.zeros(0)
         self._field_acc = np.zeros(0)
@@ -192,14 +191,14 @@ class DocIndex(_Index):
         prefixes = tuple(dict.fromkeys(level for code in codes for level in levels(code)))
         self.text.add(slot, term_weights.keys(), term_weights.values())
         self.ipc.add(slot, prefixes)
-        self._keys[entity_id] = (tuple(term_weights), prefixes)
         return slot
 
     def remove(self, entity_id: str) -> None:
-        if self._unstore(entity_id) is not None:
-            terms, prefixes = self._keys.pop(entity_id)
-            self.text.note_removed(terms)
-            self.ipc.note_removed(prefixes)
+        """Remove a document; its keys are read back from the stored entity (``terms`` and ``codes``)."""
+        entity = self.entities.get(entity_id)
+        if entity is not None and self._unstore(entity_id) is not None:
+            self.text.note_removed(entity.terms)
+            self.ipc.note_removed(dict.fromkeys(level for code in entity.codes for level in levels(code)))
 
     def on_topic(self, query: Mapping[str, float], codes: tuple[str, ...]) -> tuple[IntArray, FloatArray, FloatArray]:
         """Documents on topic with a query: (slots, raw text relevance, field score)."""
@@ -258,15 +257,15 @@ class QueryIndex(_Index):
         self.text.add(slot, query.keys(), query.values())
         self.prefix.add(slot, prefixes)
         self.exact.add(slot, codes)
-        self._keys[entity_id] = (tuple(query), prefixes + tuple("=" + c for c in codes))
         return slot
 
     def remove(self, entity_id: str) -> None:
-        if self._unstore(entity_id) is not None:
-            terms, keys = self._keys.pop(entity_id)
-            self.text.note_removed(terms)
-            self.prefix.note_removed(k for k in keys if not k.startswith("="))
-            self.exact.note_removed(k[1:] for k in keys if k.startswith("="))
+        """Remove a stored query; its keys are read back from the entity (``query`` and ``codes``)."""
+        entity = self.entities.get(entity_id)
+        if entity is not None and self._unstore(entity_id) is not None:
+            self.text.note_removed(entity.query)
+            self.prefix.note_removed(dict.fromkeys(level for code in entity.codes for level in levels(code)[2:]))
+            self.exact.note_removed(entity.codes)
 
     def on_topic(
         self, term_weights: Mapping[str, float], codes: tuple[str, ...]

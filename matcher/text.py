@@ -13,6 +13,7 @@ import logging
 import math
 import re
 import statistics
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -237,7 +238,8 @@ class TextAnalyzer:
                 terms.extend(w for w in jieba.lcut(run, HMM=True) if len(w) > 1 and w not in _ZH_STOP)
             else:
                 terms.extend(english_tokens(run))
-        return terms
+        # One string object per distinct term, however many records carry it.
+        return [sys.intern(t) for t in terms]
 
     def term_counts(self, texts: Iterable[str]) -> Counter[str]:
         counts: Counter[str] = Counter()
