@@ -153,7 +153,9 @@ def run(data: Path, per_group: int, seed: int) -> dict[str, Any]:
         "demands": sum(len(v) for v in samples.values()),
         "macro_p_at_10": macro(engine_p),
         "bm25_macro_p_at_10": macro(bm25_p),
-        "per_group": {g: [round(statistics.mean(engine_p[g]), 3), round(statistics.mean(bm25_p[g]), 3)] for g in samples},
+        "per_group": {
+            g: [round(statistics.mean(engine_p[g]), 3), round(statistics.mean(bm25_p[g]), 3)] for g in samples
+        },
     }
 
 

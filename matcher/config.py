@@ -43,6 +43,9 @@ class MatchingConfig(BaseModel):
     weights: Weights = Weights()
     top_k: int = Field(10, ge=1, le=100)
     """Open matches per seeker."""
+    reserve: int = Field(10, ge=0, le=1000)
+    """Candidates kept behind each seeker's top K, so a match that leaves is replaced without asking
+    the shards again."""
     min_score: float = Field(0.35, ge=0, le=1)
     price_tolerance: float = Field(0.10, ge=0, le=1)
     """An asking price up to budget × (1 + tolerance) still fits, with a decaying price score."""

@@ -97,7 +97,7 @@ class Engine:
         self.config = config or MatchingConfig()
         self.analyzer = analyzer or default_analyzer()
         self.shards = [Shard(self.config, self.analyzer, index=i, count=shards) for i in range(shards)]
-        self.views = Views(self.config.top_k)
+        self.views = Views(self.config.top_k, self.config.reserve)
 
     def apply(self, event: InputEvent) -> Result:
         return self.apply_entity(entity_from_event(event, self.analyzer, self.config), event)
@@ -114,9 +114,11 @@ class Engine:
         home = self.shards[0]
         seekers: list[SeekerKey] = [("demand", d) for d in home.buyers.entities]
         seekers += [("financing", r) for r in home.requests.entities]
+        self.views.begin()
         for seeker in seekers:
-            self.views.replace(seeker, [c for shard in self.shards for c in shard.local_top_k(seeker)])
+            self.views.set(seeker, [shard.local_top_k(seeker) for shard in self.shards])
             self._update_floor(seeker)
+        self.views.finish()
         return len(seekers)
 
     def apply_entity(self, entity: Entity, event: InputEvent) -> Result:
@@ -128,35 +130,38 @@ class Engine:
 
     def _merge(self, updates: list[ShardUpdate], event: InputEvent) -> list[Notice]:
         closures: dict[tuple[str, str], str] = {(kind_of(e), e.id): r for e, r in updates[0].closed}
+        views = self.views
+        views.begin()
         recompute: set[SeekerKey] = set()
         for entity, _ in updates[0].closed:
-            recompute |= self.views.holders_of((kind_of(entity), entity.id))
-            if (key := _seeker_key(entity)) is not None:
-                recompute.add(key)
+            key = (kind_of(entity), entity.id)
+            if isinstance(entity, Demand) and entity.is_financier:
+                # A bridge whose financier left may go on with another: ask the shards.
+                recompute |= views.holders_of(key)
+            recompute |= views.drop_member(key)
+            if (seeker := _seeker_key(entity)) is not None:
+                recompute.add(seeker)
         for entity in updates[0].opened:
-            if (key := _seeker_key(entity)) is not None:
-                recompute.add(key)
+            if (seeker := _seeker_key(entity)) is not None:
+                recompute.add(seeker)
         for update in updates:
             recompute |= update.recompute
-
-        notices: list[Notice] = []
         for seeker in sorted(recompute):
-            merged = [c for shard in self.shards for c in shard.local_top_k(seeker)]
-            announced, left = self.views.replace(seeker, merged)
-            notices += self._notices(announced, left, closures, event)
-            self._update_floor(seeker)
+            views.set(seeker, [shard.local_top_k(seeker) for shard in self.shards])
         for update in updates:
             for candidate in update.percolated:
                 if candidate.seeker not in recompute:
-                    announced, left = self.views.admit(candidate)
-                    if announced or left:
-                        notices += self._notices(announced, left, closures, event)
-                        self._update_floor(candidate.seeker)
+                    views.admit(candidate)
+        touched = views.touched()
+        notices: list[Notice] = []
+        for _, announced, left in views.finish():
+            notices += self._notices(announced, left, closures, event)
+        for seeker in touched:
+            self._update_floor(seeker)
         return notices
 
     def _update_floor(self, seeker: SeekerKey) -> None:
-        view = self.views.view(seeker)
-        floor = view[-1].score if len(view) >= self.config.top_k else 0.0
+        floor = self.views.floor(seeker)
         for shard in self.shards:
             shard.set_floor(seeker, floor)
 

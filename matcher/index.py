@@ -17,8 +17,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from matcher.scoring import LEVEL_SCORES, TOPICAL_FIELD, levels
+from matcher.scoring import LEVEL_SCORES, TOPICAL_FIELD, TOPICAL_TEXT, levels
 from matcher.store import FloatArray, IntArray, Interner, Postings, Table
 
 __all__ = ["TERRITORY_WORDS", "DocIndex", "QueryIndex", "territory_words"]
@@ -84,11 +85,13 @@ class _CodeColumns:
         if wanted:
             hit = np.zeros(len(slots), dtype=bool)
             for i in range(_CLASS_SLOTS):
-                hit |= np.isin(table.cols[f"class{i}"][slots], wanted)
+                column = table.cols[f"class{i}"][slots]
+                for class_id in set(wanted):
+                    hit |= column == class_id
             if overflow:
                 wanted_set = set(wanted)
-                for row, slot in enumerate(slots.tolist()):
-                    extra = overflow.get(slot)
+                for row in np.flatnonzero(table.cols[f"class{_CLASS_SLOTS - 1}"][slots] >= 0).tolist():
+                    extra = overflow.get(int(slots[row]))
                     if extra is not None and extra & wanted_set:
                         hit[row] = True
             out[hit] = LEVEL_SCORES[2]
@@ -106,6 +109,7 @@ class _Index:
         self._class_overflow: dict[int, frozenset[int]] = {}
         self._text_acc = np.zeros(0)
         self._field_acc = np.zeros(0)
+        self._mark = np.zeros(0, dtype=bool)
 
     def __len__(self) -> int:
         return len(self.table)
@@ -130,11 +134,13 @@ class _Index:
             self._class_overflow.pop(slot, None)
         return slot
 
-    def _scratch(self) -> tuple[FloatArray, FloatArray]:
+    def _scratch(self) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+        """Dense per-slot accumulators, reused between look-ups (zeroed after each)."""
         if len(self._text_acc) < self.table.capacity:
             self._text_acc = np.zeros(self.table.capacity)
             self._field_acc = np.zeros(self.table.capacity)
-        return self._text_acc, self._field_acc
+            self._mark = np.zeros(self.table.capacity, dtype=bool)
+        return self._text_acc, self._field_acc, self._mark
 
     def column(self, name: str, slots: IntArray) -> Any:
         return self.table.cols[name][slots]
@@ -201,14 +207,21 @@ class DocIndex(_Index):
             self.ipc.note_removed(dict.fromkeys(level for code in entity.codes for level in levels(code)))
 
     def on_topic(self, query: Mapping[str, float], codes: tuple[str, ...]) -> tuple[IntArray, FloatArray, FloatArray]:
-        """Documents on topic with a query: (slots, raw text relevance, field score)."""
-        text_acc, field_acc = self._scratch()
-        touched: list[IntArray] = []
+        """Documents on topic with a query: (slots, raw text relevance, field score).
+
+        Terms too light to lift a document over the text gate on their own (together, under
+        ``TOPICAL_TEXT``² of the query's weight) still count in the relevance of the documents found,
+        but do not make documents candidates: a word found everywhere does not pull in the whole book.
+        """
+        text_acc, field_acc, mark = self._scratch()
+        size = self.table.size
+        light = _light_terms(query)
         for term, weight in query.items():
             slots, sat = self.text.lookup(term)
             if len(slots):
                 text_acc[slots] += weight * sat
-                touched.append(slots)
+                if term not in light:
+                    mark[slots] = True
         for code in codes:
             code_levels = levels(code)
             for depth, prefix in enumerate(code_levels, start=1):
@@ -219,17 +232,29 @@ class DocIndex(_Index):
                 if len(slots):
                     score = 1.0 if contained else LEVEL_SCORES[depth]
                     field_acc[slots] = np.maximum(field_acc[slots], score)
-                    touched.append(slots)
-        if not touched:
-            return _EMPTY_INT, _EMPTY_FLOAT, _EMPTY_FLOAT
-        slots = np.unique(np.concatenate(touched))
-        text_raw = text_acc[slots].copy()
-        field = field_acc[slots].copy()
-        text_acc[slots] = 0.0
-        field_acc[slots] = 0.0
-        if codes:
+                    mark[slots] = True
+        slots = np.flatnonzero(mark[:size])
+        text_raw = text_acc[slots]
+        field = field_acc[slots]
+        text_acc[:size] = 0.0
+        field_acc[:size] = 0.0
+        mark[:size] = False
+        if codes and len(slots):
             field = np.maximum(field, _CodeColumns.shared_level_scores(self.table, self._class_overflow, slots, codes))
         return slots, text_raw, field
+
+
+def _light_terms(query: Mapping[str, float]) -> set[str]:
+    """The lightest terms whose weights together stay under the text gate's share of the query."""
+    budget = TOPICAL_TEXT * TOPICAL_TEXT * sum(query.values()) * (1 - 1e-9)
+    light: set[str] = set()
+    spent = 0.0
+    for term, weight in sorted(query.items(), key=lambda item: (item[1], item[0])):
+        if spent + weight >= budget:
+            break
+        spent += weight
+        light.add(term)
+    return light
 
 
 class QueryIndex(_Index):
@@ -271,32 +296,31 @@ class QueryIndex(_Index):
         self, term_weights: Mapping[str, float], codes: tuple[str, ...]
     ) -> tuple[IntArray, FloatArray, FloatArray]:
         """Stored queries on topic with a document: (slots, raw text relevance, field score)."""
-        text_acc, field_acc = self._scratch()
-        touched: list[IntArray] = []
+        text_acc, field_acc, mark = self._scratch()
+        size = self.table.size
         for term, sat in term_weights.items():
             slots, weight = self.text.lookup(term)
             if len(slots):
                 text_acc[slots] += weight * sat
-                touched.append(slots)
+                mark[slots] = True
         for code in codes:
             for depth, prefix in enumerate(levels(code), start=1):
                 if depth >= 3:
                     slots, _ = self.prefix.lookup(prefix)
                     if len(slots):
                         field_acc[slots] = np.maximum(field_acc[slots], LEVEL_SCORES[depth])
-                        touched.append(slots)
+                        mark[slots] = True
                 slots, _ = self.exact.lookup(prefix)
                 if len(slots):
                     field_acc[slots] = 1.0
-                    touched.append(slots)
-        if not touched:
-            return _EMPTY_INT, _EMPTY_FLOAT, _EMPTY_FLOAT
-        slots = np.unique(np.concatenate(touched))
-        text_raw = text_acc[slots].copy()
-        field = field_acc[slots].copy()
-        text_acc[slots] = 0.0
-        field_acc[slots] = 0.0
-        if codes:
+                    mark[slots] = True
+        slots = np.flatnonzero(mark[:size])
+        text_raw = text_acc[slots]
+        field = field_acc[slots]
+        text_acc[:size] = 0.0
+        field_acc[:size] = 0.0
+        mark[:size] = False
+        if codes and len(slots):
             field = np.maximum(field, _CodeColumns.shared_level_scores(self.table, self._class_overflow, slots, codes))
         return slots, text_raw, field
 

@@ -116,6 +116,14 @@ class _BridgeGaps:
         self._by_demand: dict[str, dict[str, float]] = {}
         self._by_offer: dict[str, set[str]] = {}
 
+    def replace(self, demand_id: str, gaps: dict[str, float]) -> None:
+        """Set a demand's pairs (unchanged pairs, the usual case on a recompute, cost nothing)."""
+        if self._by_demand.get(demand_id, {}) == gaps:
+            return
+        self.drop_demand(demand_id)
+        for offer_id, gap in gaps.items():
+            self.put(demand_id, offer_id, gap)
+
     def put(self, demand_id: str, offer_id: str, gap: float) -> None:
         old = self._by_demand.setdefault(demand_id, {}).get(offer_id)
         if old is not None:
@@ -414,9 +422,9 @@ class Shard:
         )
 
     def _demand_top_k(self, demand: Demand) -> list[Candidate]:
-        self._gaps.drop_demand(demand.id)
         slots, text_raw, field_scores = self.offers.on_topic(demand.query, demand.codes)
         if not len(slots):
+            self._gaps.drop_demand(demand.id)
             return []
         o = self._rows(self.offers, OFFER_COLUMNS, slots)
         territory_ok: Any = True
@@ -427,8 +435,10 @@ class Shard:
             d, o, territory_ok=territory_ok, text_raw=text_raw, field=field_scores, config=self.config
         )
         eligible = scores.ok & (scores.score >= self.config.min_score)
-        for row in np.flatnonzero(eligible & scores.gap).tolist():
-            self._gaps.put(demand.id, self.offers.table.ids[slots[row]], float(scores.gap_cny[row]))
+        gap_rows = np.flatnonzero(eligible & scores.gap)
+        self._gaps.replace(
+            demand.id, dict(zip(self.offers.ids(slots[gap_rows]), scores.gap_cny[gap_rows].tolist(), strict=True))
+        )
         rows = np.flatnonzero(eligible)
         offer_ids = self.offers.ids(slots[rows])
         return self._best_first(
@@ -442,8 +452,9 @@ class Shard:
         """The first K candidates in rank order (score, then id), building only as many as needed
         (a bridge row without a fitting financier builds nothing and the next row moves up)."""
         out: list[Candidate] = []
+        depth = self.config.top_k + self.config.reserve
         for position in _rank_order(scores, ids):
-            if len(out) >= self.config.top_k:
+            if len(out) >= depth:
                 break
             candidate = make(int(rows[position]), ids[position])
             if candidate is not None:

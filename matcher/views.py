@@ -1,22 +1,27 @@
-"""The merger's state: each seeker's open matches (its top K), and who holds whom.
+"""The merger's state: each seeker's open matches (its top K), with a reserve behind them.
 
-A view changes in two ways: it is recomputed from the shards' local top K (when the seeker, or a member
-of its view, changed), or a percolated candidate is admitted because it beats the worst member. Either
-way the difference between before and after is what gets announced (``match``) or revoked.
+For each seeker the merger keeps the best ``K + R`` candidates (R is the reserve), and whether that
+list is *complete* — holds every eligible candidate, because there were fewer. Open matches are the
+first K. When a member leaves (withdrawn, expired, updated), it is dropped and the next in line moves
+up; the shards are asked again only when an incomplete list runs short of K. A new candidate enters
+when it beats the last of an incomplete list, or anywhere in a complete one.
+
+Changes are collected per event (:meth:`Views.begin` … :meth:`Views.finish`), and what is announced is
+the difference of each touched seeker's open matches before and after.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from matcher.candidates import Candidate, SeekerKey
 
 __all__ = ["ViewChange", "Views"]
 
 EntityKey = tuple[str, str]
-ViewChange = tuple[list[tuple[Candidate, int]], list[Candidate]]
-"""(announced with their rank, left)."""
+ViewChange = tuple[SeekerKey, list[tuple[Candidate, int]], list[Candidate]]
+"""(seeker, announced with their rank, left)."""
 
 
 def _members_of(candidate: Candidate) -> list[EntityKey]:
@@ -27,71 +32,119 @@ def _members_of(candidate: Candidate) -> list[EntityKey]:
 
 
 class Views:
-    def __init__(self, top_k: int) -> None:
+    def __init__(self, top_k: int, reserve: int) -> None:
         self.top_k = top_k
-        self._views: dict[SeekerKey, list[Candidate]] = {}
+        self.depth = top_k + reserve
+        self._lists: dict[SeekerKey, list[Candidate]] = {}
+        self._complete: dict[SeekerKey, bool] = {}
         self._holders: dict[EntityKey, set[SeekerKey]] = {}
+        self._before: dict[SeekerKey, list[Candidate]] = {}
 
+    # ---- reading ---------------------------------------------------------------------------------
     def view(self, seeker: SeekerKey) -> list[Candidate]:
-        return list(self._views.get(seeker, ()))
+        """The seeker's open matches, best first."""
+        return list(self._lists.get(seeker, ())[: self.top_k])
 
     def holders_of(self, key: EntityKey) -> set[SeekerKey]:
-        """Seekers whose open matches include this entity (as counterpart or financier)."""
+        """Seekers whose lists (open matches or reserve) involve this entity."""
         return set(self._holders.get(key, ()))
 
+    def floor(self, seeker: SeekerKey) -> float:
+        """The score a new candidate needs to be worth sending (0 while every eligible one is)."""
+        members = self._lists.get(seeker, [])
+        if self._complete.get(seeker, True) or not members:
+            return 0.0
+        return members[-1].score
+
     def open_matches(self) -> dict[str, Candidate]:
-        return {c.match_id: c for view in self._views.values() for c in view}
+        return {c.match_id: c for seeker in self._lists for c in self.view(seeker)}
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._views.values())
+        return sum(min(len(v), self.top_k) for v in self._lists.values())
 
-    def replace(self, seeker: SeekerKey, new: Iterable[Candidate]) -> ViewChange:
-        new = sorted(new, key=lambda c: c.order)[: self.top_k]
-        old = self._views.get(seeker, [])
-        before = {c.match_id: c for c in old}
-        after = {c.match_id for c in new}
-        left = [c for c in old if c.match_id not in after]
-        announced = [
-            (c, rank)
-            for rank, c in enumerate(new, start=1)
-            if c.match_id not in before or not before[c.match_id].same_state(c)
-        ]
-        self._unhold(seeker, old, remaining=())
-        self._hold(seeker, new)
-        if new:
-            self._views[seeker] = new
+    # ---- changing, within one event ----------------------------------------------------------------
+    def begin(self) -> None:
+        self._before.clear()
+
+    def _touch(self, seeker: SeekerKey) -> None:
+        if seeker not in self._before:
+            self._before[seeker] = self.view(seeker)
+
+    def set(self, seeker: SeekerKey, answers: Sequence[Sequence[Candidate]]) -> None:
+        """Replace a seeker's list with the merge of every shard's answer (each at most ``depth`` long)."""
+        self._touch(seeker)
+        merged = sorted((c for answer in answers for c in answer), key=lambda c: c.order)
+        complete = all(len(answer) < self.depth for answer in answers) and len(merged) <= self.depth
+        self._store(seeker, merged[: self.depth], complete)
+
+    def drop_member(self, key: EntityKey) -> set[SeekerKey]:
+        """Remove every candidate involving this entity; returns the seekers now short of K (to ask
+        the shards again)."""
+        short = set()
+        for seeker in list(self._holders.get(key, ())):
+            self._touch(seeker)
+            kept = [c for c in self._lists.get(seeker, []) if key not in _members_of(c)]
+            complete = self._complete.get(seeker, True)
+            self._store(seeker, kept, complete)
+            if not complete and len(kept) < self.top_k:
+                short.add(seeker)
+        return short
+
+    def admit(self, candidate: Candidate) -> None:
+        seeker = candidate.seeker
+        members = self._lists.get(seeker, [])
+        complete = self._complete.get(seeker, True)
+        if any(c.match_id == candidate.match_id for c in members):
+            members = [c for c in members if c.match_id != candidate.match_id]
+        elif not complete and members and candidate.order >= members[-1].order:
+            return
+        self._touch(seeker)
+        position = bisect.bisect_left([c.order for c in members], candidate.order)
+        members = [*members[:position], candidate, *members[position:]]
+        if len(members) > self.depth:
+            members, complete = members[: self.depth], False
+        self._store(seeker, members, complete)
+
+    def finish(self) -> list[ViewChange]:
+        """What changed in the open matches of every seeker touched since :meth:`begin`."""
+        changes = []
+        for seeker, old in sorted(self._before.items()):
+            new = self.view(seeker)
+            before = {c.match_id: c for c in old}
+            after = {c.match_id for c in new}
+            left = [c for c in old if c.match_id not in after]
+            announced = [
+                (c, rank)
+                for rank, c in enumerate(new, start=1)
+                if c.match_id not in before or not before[c.match_id].same_state(c)
+            ]
+            if announced or left:
+                changes.append((seeker, announced, left))
+        self._before.clear()
+        return changes
+
+    def touched(self) -> list[SeekerKey]:
+        return list(self._before)
+
+    # ---- bookkeeping -----------------------------------------------------------------------------
+    def _store(self, seeker: SeekerKey, members: list[Candidate], complete: bool) -> None:
+        self._unhold(seeker, self._lists.get(seeker, ()))
+        if members:
+            self._lists[seeker] = members
+            self._complete[seeker] = complete
+            self._hold(seeker, members)
         else:
-            self._views.pop(seeker, None)
-        return announced, left
-
-    def admit(self, candidate: Candidate) -> ViewChange:
-        """Insert a candidate that is new to the seeker's view if it ranks in the top K."""
-        view = self._views.get(candidate.seeker, [])
-        if any(c.match_id == candidate.match_id for c in view):
-            return self.replace(candidate.seeker, [c for c in view if c.match_id != candidate.match_id] + [candidate])
-        if len(view) >= self.top_k and candidate.order >= view[-1].order:
-            return [], []
-        orders = [c.order for c in view]
-        position = bisect.bisect_left(orders, candidate.order)
-        view = [*view[:position], candidate, *view[position:]]
-        left = view[self.top_k :]
-        view = view[: self.top_k]
-        self._views[candidate.seeker] = view
-        self._hold(candidate.seeker, [candidate])
-        self._unhold(candidate.seeker, left, remaining=view)
-        return [(candidate, position + 1)], left
+            self._lists.pop(seeker, None)
+            self._complete.pop(seeker, None)
 
     def _hold(self, seeker: SeekerKey, members: Iterable[Candidate]) -> None:
         for candidate in members:
             for key in _members_of(candidate):
                 self._holders.setdefault(key, set()).add(seeker)
 
-    def _unhold(self, seeker: SeekerKey, members: Iterable[Candidate], remaining: Iterable[Candidate]) -> None:
-        still_held = {key for c in remaining for key in _members_of(c)}
+    def _unhold(self, seeker: SeekerKey, members: Iterable[Candidate]) -> None:
         for candidate in members:
             for key in _members_of(candidate):
-                if key in still_held:
-                    continue
                 holders = self._holders.get(key)
                 if holders is not None:
                     holders.discard(seeker)

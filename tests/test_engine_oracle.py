@@ -40,13 +40,14 @@ def check(events: list[InputEvent], order_seed: int, shards: int, config: Matchi
     assert set(folded) == set(expected)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     market_seed=st.integers(0, 10_000),
     size=st.integers(5, 120),
     order_seed=st.integers(0, 10_000),
     shards=st.sampled_from([1, 2, 4]),
     top_k=st.sampled_from([1, 3, 10]),
+    reserve=st.sampled_from([0, 2, 10]),
     updates=st.floats(0, 0.4),
     withdrawals=st.floats(0, 0.3),
     expiring=st.floats(0, 0.5),
@@ -57,13 +58,14 @@ def test_open_matches_equal_the_oracle_for_any_order_and_split(
     order_seed: int,
     shards: int,
     top_k: int,
+    reserve: int,
     updates: float,
     withdrawals: float,
     expiring: float,
 ) -> None:
     market = Market(market_seed, mix=MarketMix(offers=0.45, buyers=0.3, financiers=0.1, requests=0.15))
     log = market.lifecycle(size, updates=updates, withdrawals=withdrawals, expiring=expiring)
-    check([to_event(d) for d in log], order_seed, shards, MatchingConfig(top_k=top_k))
+    check([to_event(d) for d in log], order_seed, shards, MatchingConfig(top_k=top_k, reserve=reserve))
 
 
 def test_a_larger_market_in_order_and_shuffled() -> None:
