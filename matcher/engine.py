@@ -116,7 +116,7 @@ class Engine:
         seekers += [("financing", r) for r in home.requests.entities]
         self.views.begin()
         for seeker in seekers:
-            self.views.set(seeker, [shard.local_top_k(seeker) for shard in self.shards])
+            self.views.replace(seeker, [shard.local_top_k(seeker) for shard in self.shards])
             self._update_floor(seeker)
         self.views.finish()
         return len(seekers)
@@ -147,7 +147,7 @@ class Engine:
         for update in updates:
             recompute |= update.recompute
         for seeker in sorted(recompute):
-            views.set(seeker, [shard.local_top_k(seeker) for shard in self.shards])
+            views.replace(seeker, [shard.local_top_k(seeker) for shard in self.shards])
         for update in updates:
             for candidate in update.percolated:
                 if candidate.seeker not in recompute:

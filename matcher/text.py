@@ -195,9 +195,10 @@ _ZH_STOP = frozenset(
 )
 # Filler of abstracts ("experiments show ... improves efficiency"): in every text, it links everything.
 _EN_STOP |= frozenset(
-    ["also", "application", "applications", "combining", "experiment", "experiments", "improve", "improved", "improves", "performs", "reduce", "reduces", "relate", "relates", "show", "shows", "well"]
+    """also application applications combining experiment experiments improve improved improves performs
+    reduce reduces relate relates show shows well""".split()
 )
-_ZH_STOP |= frozenset(["涉及", "领域", "提高", "实验", "表明", "显著", "提升", "场景", "方案", "结合", "便于", "降低"])
+_ZH_STOP |= frozenset("涉及 领域 提高 实验 表明 显著 提升 场景 方案 结合 便于 降低".split())
 _UNKNOWN_TERM_WEIGHT = 8.0
 
 

@@ -70,7 +70,7 @@ class Views:
         if seeker not in self._before:
             self._before[seeker] = self.view(seeker)
 
-    def set(self, seeker: SeekerKey, answers: Sequence[Sequence[Candidate]]) -> None:
+    def replace(self, seeker: SeekerKey, answers: Sequence[Sequence[Candidate]]) -> None:
         """Replace a seeker's list with the merge of every shard's answer (each at most ``depth`` long)."""
         self._touch(seeker)
         merged = sorted((c for answer in answers for c in answer), key=lambda c: c.order)
