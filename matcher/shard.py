@@ -12,12 +12,11 @@ same everywhere) but indexes only the offers it owns; financing requests are ans
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sortedcontainers import SortedList
 
 from matcher.book import Book, Entity, Outcome
 from matcher.candidates import Candidate, SeekerKey
@@ -26,7 +25,7 @@ from matcher.entities import Demand, Offer, Request
 from matcher.financing import INTENT_FOR, Collateral, Registry, resolve, served
 from matcher.index import DocIndex, QueryIndex, territory_words
 from matcher.scoring import region_score
-from matcher.store import IntArray, Interner
+from matcher.store import FloatArray, IntArray, Interner
 from matcher.text import TextAnalyzer, saturate
 from matcher.vector import INVEST, LEND, PairScores, financing_scores, transaction_scores
 
@@ -48,6 +47,11 @@ OFFER_COLUMNS = {
 }
 BUYER_COLUMNS = {
     "floor": np.float64,
+    # The range of price gaps over the budget among this demand's bridgeable offers (NaN: none).
+    # Kept as a superset — widened as offers arrive, reset when the demand is recomputed — so a new
+    # lender finds every demand it might bridge with one vectorised test.
+    "gap_lo": np.float64,
+    "gap_hi": np.float64,
     "party": np.int64,
     "region": np.int64,
     "country": np.int64,
@@ -107,46 +111,6 @@ class ShardUpdate:
     recompute: set[SeekerKey] = field(default_factory=set)
 
 
-class _BridgeGaps:
-    """Buyer demand × offer pairs that fit on everything but price, by the gap a financier would cover,
-    so that a new lender finds the demands it could bridge without a scan."""
-
-    def __init__(self) -> None:
-        self._sorted: SortedList = SortedList()
-        self._by_demand: dict[str, dict[str, float]] = {}
-        self._by_offer: dict[str, set[str]] = {}
-
-    def replace(self, demand_id: str, gaps: dict[str, float]) -> None:
-        """Set a demand's pairs (unchanged pairs, the usual case on a recompute, cost nothing)."""
-        if self._by_demand.get(demand_id, {}) == gaps:
-            return
-        self.drop_demand(demand_id)
-        for offer_id, gap in gaps.items():
-            self.put(demand_id, offer_id, gap)
-
-    def put(self, demand_id: str, offer_id: str, gap: float) -> None:
-        old = self._by_demand.setdefault(demand_id, {}).get(offer_id)
-        if old is not None:
-            self._sorted.discard((old, demand_id, offer_id))
-        self._by_demand[demand_id][offer_id] = gap
-        self._by_offer.setdefault(offer_id, set()).add(demand_id)
-        self._sorted.add((gap, demand_id, offer_id))
-
-    def drop_demand(self, demand_id: str) -> None:
-        for offer_id, gap in self._by_demand.pop(demand_id, {}).items():
-            self._sorted.discard((gap, demand_id, offer_id))
-            self._by_offer.get(offer_id, set()).discard(demand_id)
-
-    def drop_offer(self, offer_id: str) -> None:
-        for demand_id in self._by_offer.pop(offer_id, set()):
-            gap = self._by_demand.get(demand_id, {}).pop(offer_id, None)
-            if gap is not None:
-                self._sorted.discard((gap, demand_id, offer_id))
-
-    def demands_within(self, low: float, high: float) -> set[str]:
-        return {d for _, d, _ in self._sorted.irange((low, "", ""), (high, "\uffff", "\uffff"))}
-
-
 class Shard:
     def __init__(self, config: MatchingConfig, analyzer: TextAnalyzer, *, index: int = 0, count: int = 1) -> None:
         self.config = config
@@ -161,7 +125,6 @@ class Shard:
         self.requests = DocIndex(REQUEST_COLUMNS)
         self.pending: dict[str, Request] = {}
         self._requests_by_number: dict[str, set[str]] = {}
-        self._gaps = _BridgeGaps()
 
     # ---- ownership -------------------------------------------------------------------------------
     def owns_offer(self, offer_id: str) -> bool:
@@ -235,14 +198,12 @@ class Shard:
         if isinstance(entity, Offer):
             if self.owns_offer(entity.id):
                 self.offers.remove(entity.id)
-                self._gaps.drop_offer(entity.id)
             return self.registry.remove(entity)
         if isinstance(entity, Demand):
             if entity.is_financier:
                 self.financiers.remove(entity.id)
             else:
                 self.buyers.remove(entity.id)
-                self._gaps.drop_demand(entity.id)
             return set()
         if self.answers_financing:
             self.requests.remove(entity.id)
@@ -376,7 +337,25 @@ class Shard:
     def _bridgeable_by(self, financier: Demand) -> set[str]:
         if not financier.budget_rate_known or financier.budget_max_cny is None:
             return set()
-        return self._gaps.demands_within(financier.budget_min_cny or 0.0, financier.budget_max_cny)
+        table = self.buyers.table
+        size = table.size
+        low, high = table.cols["gap_lo"][:size], table.cols["gap_hi"][:size]
+        with np.errstate(invalid="ignore"):
+            hit = table.alive[:size] & (low <= financier.budget_max_cny) & (high >= (financier.budget_min_cny or 0.0))
+        return set(self.buyers.ids(np.flatnonzero(hit)))
+
+    def _widen_gaps(self, demand_id: str, gap: float) -> None:
+        slot = self.buyers.table.slot_of[demand_id]
+        cols = self.buyers.table.cols
+        low, high = cols["gap_lo"][slot], cols["gap_hi"][slot]
+        cols["gap_lo"][slot] = gap if np.isnan(low) else min(low, gap)
+        cols["gap_hi"][slot] = gap if np.isnan(high) else max(high, gap)
+
+    def _set_gaps(self, demand_id: str, gaps: FloatArray) -> None:
+        slot = self.buyers.table.slot_of[demand_id]
+        cols = self.buyers.table.cols
+        cols["gap_lo"][slot] = gaps.min() if len(gaps) else NAN
+        cols["gap_hi"][slot] = gaps.max() if len(gaps) else NAN
 
     def _percolate_offer(self, offer: Offer, weights: dict[str, float]) -> list[Candidate]:
         dslots, text_raw, field_scores = self.buyers.on_topic(weights, offer.codes)
@@ -404,7 +383,7 @@ class Shard:
                 "transaction", "demand", demand.id, demand.version, "offer", offer.id, offer.version, None, None, score
             )
         gap = float(scores.gap_cny[row])
-        self._gaps.put(demand.id, offer.id, gap)
+        self._widen_gaps(demand.id, gap)
         financier = self._best_financier(demand, offer, gap)
         if financier is None:
             return None
@@ -424,7 +403,7 @@ class Shard:
     def _demand_top_k(self, demand: Demand) -> list[Candidate]:
         slots, text_raw, field_scores = self.offers.on_topic(demand.query, demand.codes)
         if not len(slots):
-            self._gaps.drop_demand(demand.id)
+            self._set_gaps(demand.id, _EMPTY)
             return []
         o = self._rows(self.offers, OFFER_COLUMNS, slots)
         territory_ok: Any = True
@@ -435,28 +414,25 @@ class Shard:
             d, o, territory_ok=territory_ok, text_raw=text_raw, field=field_scores, config=self.config
         )
         eligible = scores.ok & (scores.score >= self.config.min_score)
-        gap_rows = np.flatnonzero(eligible & scores.gap)
-        self._gaps.replace(
-            demand.id, dict(zip(self.offers.ids(slots[gap_rows]), scores.gap_cny[gap_rows].tolist(), strict=True))
-        )
+        self._set_gaps(demand.id, scores.gap_cny[eligible & scores.gap])
         rows = np.flatnonzero(eligible)
-        offer_ids = self.offers.ids(slots[rows])
+        ids = self.offers.table.ids
         return self._best_first(
             rows,
             scores.score[rows],
-            offer_ids,
+            lambda position: ids[slots[rows[position]]],
             lambda row, offer_id: self._offer_candidate(demand, self.offers.entities[offer_id], scores, row),
         )
 
-    def _best_first(self, rows: IntArray, scores: Any, ids: list[str], make: Any) -> list[Candidate]:
-        """The first K candidates in rank order (score, then id), building only as many as needed
-        (a bridge row without a fitting financier builds nothing and the next row moves up)."""
+    def _best_first(self, rows: IntArray, scores: Any, id_at: Callable[[int], Any], make: Any) -> list[Candidate]:
+        """The first K + reserve candidates in rank order (score, then id), building only as many as
+        needed (a bridge row without a fitting financier builds nothing and the next row moves up)."""
         out: list[Candidate] = []
         depth = self.config.top_k + self.config.reserve
-        for position in _rank_order(scores, ids):
+        for position, entity_id in _rank_order(scores, id_at):
             if len(out) >= depth:
                 break
-            candidate = make(int(rows[position]), ids[position])
+            candidate = make(int(rows[position]), entity_id)
             if candidate is not None:
                 out.append(candidate)
         return out
@@ -523,11 +499,10 @@ class Shard:
             config=self.config,
         )
         rows = np.flatnonzero(scores.ok & (scores.score >= self.config.min_score))
-        ids = [financier_ids[row] for row in rows.tolist()]
         return self._best_first(
             rows,
             scores.score[rows],
-            ids,
+            lambda position: financier_ids[rows[position]],
             lambda row, fid: self._financing_candidate(
                 collateral, self.financiers.entities[fid], float(scores.score[row])
             ),
@@ -575,16 +550,26 @@ def _scalars(values: dict[str, Any]) -> dict[str, Any]:
     return {name: np.asarray(value) for name, value in values.items()}
 
 
-def _rank_order(scores: Any, ids: list[str]) -> Iterator[int]:
-    """Positions by best score first, equal scores by id; lazily, so a long tail is never sorted."""
-    if len(ids) <= 64:
-        yield from sorted(range(len(ids)), key=lambda i: (-scores[i], ids[i]))
+def _rank_order(scores: Any, id_at: Callable[[int], str]) -> Iterator[tuple[int, str]]:
+    """(position, id) by best score first, equal scores by id; lazily: ids are read, and ties sorted,
+    only as far as the caller iterates."""
+    if len(scores) <= 256:
+        keyed = sorted((-scores[i], id_at(i), i) for i in range(len(scores)))
+        yield from ((i, entity_id) for _, entity_id, i in keyed)
         return
-    by_score = np.argsort(-scores, kind="stable").tolist()
-    start = 0
-    while start < len(by_score):
-        end = start
-        while end < len(by_score) and scores[by_score[end]] == scores[by_score[start]]:
-            end += 1
-        yield from sorted(by_score[start:end], key=lambda i: ids[i])
-        start = end
+    # Most callers stop after K + reserve: rank the best few hundred first, the rest only if needed.
+    threshold = np.partition(scores, len(scores) - 256)[len(scores) - 256]
+    head = np.flatnonzero(scores >= threshold)
+    tail = np.flatnonzero(scores < threshold)
+    for part in (head, tail):
+        by_score = part[np.argsort(-scores[part], kind="stable")].tolist()
+        start = 0
+        while start < len(by_score):
+            end = start
+            while end < len(by_score) and scores[by_score[end]] == scores[by_score[start]]:
+                end += 1
+            yield from sorted(((i, id_at(i)) for i in by_score[start:end]), key=lambda pair: pair[1])
+            start = end
+
+
+_EMPTY: FloatArray = np.zeros(0)

@@ -85,7 +85,9 @@ def _combine(
 def transaction_scores(
     d: Side, o: Side, *, territory_ok: BoolArray, text_raw: FloatArray, field: FloatArray, config: MatchingConfig
 ) -> PairScores:
-    """Buyer demand(s) ``d`` against offer(s) ``o`` (see :func:`matcher.scoring.offer_fit`)."""
+    """Buyer demand(s) ``d`` against offer(s) ``o`` (see :func:`matcher.scoring.offer_fit`).
+
+    The hard filters run over every pair; the score only over the pairs that pass them."""
     ok = (d["party"] != o["party"]) & ((d["deal"] & o["deal"]) != 0) & territory_ok
     ok = ok & (~d["require_granted"] | o["granted"])
     meet = np.maximum(d["ts"], o["ts"])
@@ -95,8 +97,18 @@ def transaction_scores(
         text = _text(text_raw, d["qtotal"])
         field = np.where(d["has_codes"], field, 0.0)
         ok = ok & ((field >= TOPICAL_FIELD) | (text >= TOPICAL_TEXT))
+        price, bmax = o["price"], d["bmax"]
+        stretch_limit = (
+            bmax * (1 + config.bridge_stretch) if config.bridge_stretch > 0 else bmax * (1 + config.price_tolerance)
+        )
+        affordable = np.isnan(price) | (price <= stretch_limit)
+        ok = ok & (~d["has_budget"] | (d["rate_known"] & o["rate_known"] & affordable))
 
-        price, bmax, has_budget = o["price"], d["bmax"], d["has_budget"]
+    rows = np.flatnonzero(np.broadcast_to(ok, np.shape(text)))
+    d, o = _take(d, rows), _take(o, rows)
+    text, field = text[rows], field[rows]
+    price, bmax, has_budget = o["price"], d["bmax"], d["has_budget"]
+    with np.errstate(invalid="ignore", divide="ignore"):
         negotiable = np.isnan(price)
         fits = price <= bmax
         within_tolerance = price <= bmax * (1 + config.price_tolerance)
@@ -106,10 +118,8 @@ def transaction_scores(
         price_score = np.select(
             [negotiable, fits, within_tolerance, within_stretch],
             [config.negotiable_price_score, 1.0, over_score, config.bridge_price_score],
-            default=np.nan,
+            default=0.0,
         )
-    rates = d["rate_known"] & o["rate_known"]
-    ok = ok & (~has_budget | (rates & ~np.isnan(price_score)))
     gap = has_budget & ~negotiable & ~within_tolerance & within_stretch
     score = _combine(
         config,
@@ -117,14 +127,25 @@ def transaction_scores(
         field_applies=d["has_codes"],
         text=text,
         text_applies=True,
-        price=np.nan_to_num(price_score),
+        price=price_score,
         price_applies=has_budget,
         strength=o["strength"],
         region=_region(d, o),
         freshness=_freshness(d["ts"] - o["ts"], config),
     )
-    gap_cny = np.where(gap, price - np.nan_to_num(bmax), 0.0)
-    return PairScores(ok=np.asarray(ok), score=np.asarray(score), gap=np.asarray(gap & ok), gap_cny=np.asarray(gap_cny))
+    n = len(text_raw) if np.ndim(text_raw) else 1
+    full_score, full_gap, full_gap_cny = np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n)
+    full_score[rows] = score
+    full_gap[rows] = gap
+    full_gap_cny[rows] = np.where(gap, price - np.nan_to_num(bmax), 0.0)
+    full_ok = np.zeros(n, dtype=bool)
+    full_ok[rows] = True
+    return PairScores(ok=full_ok, score=full_score, gap=full_gap, gap_cny=full_gap_cny)
+
+
+def _take(side: Side, rows: Any) -> dict[str, Any]:
+    """The given rows of a side's array columns (a single entity's scalars stay as they are)."""
+    return {name: value[rows] if np.ndim(value) else value for name, value in side.items()}
 
 
 LEND, INVEST = 0, 1
