@@ -13,22 +13,28 @@ from streams.localkafka import LocalKafka
 from streams.settings import Settings
 
 
+_broker_lines: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which Kafka the integration tests talked to (the fixture's own output is captured)."""
+    for line in _broker_lines:
+        terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
+def kafka_bootstrap() -> Iterator[str]:
     settings = Settings()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if settings.kafka_bootstrap:
-        if reporter:
-            reporter.write_line(f"using the configured Kafka cluster at {settings.kafka_bootstrap}")
+        _broker_lines.append(f"integration tests used the configured Kafka cluster at {settings.kafka_bootstrap}")
         yield settings.kafka_bootstrap
         return
     broker = LocalKafka(version=settings.kafka_version, cache_dir=settings.cache_dir)
     broker.start()  # raises BrokerStartError with the broker's own output: the tests fail, loudly
-    if reporter:
-        reporter.write_line(
-            f"\nstarted Apache Kafka {broker.broker_version} (KRaft, single node) on {broker.bootstrap} "
-            f"in {broker.startup_seconds:.1f}s"
-        )
+    _broker_lines.append(
+        f"integration tests ran against Apache Kafka {broker.broker_version} (KRaft, single node) "
+        f"on {broker.bootstrap}, started in {broker.startup_seconds:.1f}s"
+    )
     try:
         yield broker.bootstrap
     finally:
