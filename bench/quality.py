@@ -140,7 +140,7 @@ def run(data: Path, per_group: int, seed: int) -> dict[str, Any]:
             event = demand_event(i, records[i])
             engine.load(entity_from_event(event, engine.analyzer, engine.config))
             found = shard.local_top_k(("demand", event.demand_id))
-            hits = sum(records[int(c.counterpart_id.split("-")[1])]["cpc_group"] == group for c in found)
+            hits = sum(records[int(c.counterpart_id.split("-")[1])]["cpc_group"] == group for c in found[:10])
             engine_p[group].append(hits / 10)
             baseline = bm25.top(event.description, 10, exclude=i)
             bm25_p[group].append(sum(records[j]["cpc_group"] == group for j in baseline) / 10)
