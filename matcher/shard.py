@@ -24,7 +24,6 @@ from matcher.config import MatchingConfig
 from matcher.entities import Demand, Offer, Request
 from matcher.financing import INTENT_FOR, Collateral, Registry, resolve, served
 from matcher.index import DocIndex, QueryIndex, territory_words
-from matcher.scoring import region_score
 from matcher.store import FloatArray, IntArray, Interner
 from matcher.text import TextAnalyzer, saturate
 from matcher.vector import INVEST, LEND, PairScores, financing_scores, transaction_scores
@@ -330,9 +329,17 @@ class Shard:
             value = _or_nan(offer.value_cny)
             limits = (f["intent"] == LEND) & ~np.isnan(f["max_ltv"])
             ok &= ~limits | (~np.isnan(value) & (gap / value <= f["max_ltv"]))
-        fitting = [self.financiers.entities[i] for i in self.financiers.ids(slots[ok])]
-        fitting = [x for x in fitting if served(x, buyer.region)]
-        return min(fitting, key=lambda x: (-region_score(x.region, buyer.region), x.id), default=None)
+        # Best = nearest to the buyer (same region, then country), then smallest id; the served-regions
+        # check runs in that order, only until one passes.
+        where = self._where(buyer.region)
+        nearness = np.where(f["region"] == where["region"], 2, np.where(f["country"] == where["country"], 1, 0))
+        for level in (2, 1, 0):
+            tier = slots[ok & (nearness == level)]
+            for financier_id in sorted(self.financiers.ids(tier)):
+                financier: Demand = self.financiers.entities[financier_id]
+                if served(financier, buyer.region):
+                    return financier
+        return None
 
     def _bridgeable_by(self, financier: Demand) -> set[str]:
         if not financier.budget_rate_known or financier.budget_max_cny is None:

@@ -128,11 +128,15 @@ class Views:
 
     # ---- bookkeeping -----------------------------------------------------------------------------
     def _store(self, seeker: SeekerKey, members: list[Candidate], complete: bool) -> None:
-        self._unhold(seeker, self._lists.get(seeker, ()))
+        old = self._lists.get(seeker, [])
+        kept = {c.match_id for c in members}
+        still_held = {key for c in members for key in _members_of(c)}
+        self._unhold(seeker, [c for c in old if c.match_id not in kept], still_held)
         if members:
             self._lists[seeker] = members
             self._complete[seeker] = complete
-            self._hold(seeker, members)
+            before = {c.match_id for c in old}
+            self._hold(seeker, [c for c in members if c.match_id not in before])
         else:
             self._lists.pop(seeker, None)
             self._complete.pop(seeker, None)
@@ -142,9 +146,11 @@ class Views:
             for key in _members_of(candidate):
                 self._holders.setdefault(key, set()).add(seeker)
 
-    def _unhold(self, seeker: SeekerKey, members: Iterable[Candidate]) -> None:
+    def _unhold(self, seeker: SeekerKey, members: Iterable[Candidate], still_held: set[EntityKey]) -> None:
         for candidate in members:
             for key in _members_of(candidate):
+                if key in still_held:
+                    continue
                 holders = self._holders.get(key)
                 if holders is not None:
                     holders.discard(seeker)
