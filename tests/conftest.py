@@ -12,7 +12,6 @@ import pytest
 from streams.localkafka import LocalKafka
 from streams.settings import Settings
 
-
 _broker_lines: list[str] = []
 
 
