@@ -24,7 +24,10 @@ import jieba
 
 __all__ = ["TextAnalyzer", "default_analyzer", "english_tokens"]
 
-_RUNS = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+|[A-Za-z0-9][A-Za-z0-9\-]*")
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_HANGUL = "\uac00-\ud7a3"
+_RUNS = re.compile(rf"[{_HAN}]+|[{_HANGUL}]+|[^\W_{_HAN}{_HANGUL}]+")
+_HANGUL_RUN = re.compile(rf"[{_HANGUL}]")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 # Function words, and the boilerplate every patent abstract repeats ("a method ... comprising ...").
@@ -198,6 +201,12 @@ _EN_STOP |= frozenset(
     """also application applications combining experiment experiments improve improved improves performs
     reduce reduces relate relates show shows well""".split()
 )
+# Function words of the other languages patent abstracts arrive in (German, French, Spanish).
+_EN_STOP |= frozenset(
+    """aus bei betrifft das dem den der des die durch ein eine einem einen einer eines erfindung für ist mit
+    oder sich sind über und von vom wird werden zu zum zur au aux ce dans du en est et il la le les par pour qui
+    sur un une al con del el las los para por que se su una""".split()
+)
 _ZH_STOP |= frozenset("涉及 领域 提高 实验 表明 显著 提升 场景 方案 结合 便于 降低".split())
 _UNKNOWN_TERM_WEIGHT = 8.0
 
@@ -216,7 +225,7 @@ def _stem(word: str) -> str:
 def english_tokens(text: str) -> list[str]:
     """Lower-cased, plural-folded English terms without stop words (numbers of 2+ digits kept)."""
     out = []
-    for raw in re.findall(r"[A-Za-z0-9]+", text):
+    for raw in re.findall(r"[^\W_]+", text):
         word = raw.lower()
         if len(word) < 2 or word in _EN_STOP or (word.isdigit() and len(word) < 2):
             continue
@@ -236,6 +245,9 @@ class TextAnalyzer:
         for run in _RUNS.findall(text):
             if _CJK.match(run):
                 terms.extend(w for w in jieba.lcut(run, HMM=True) if len(w) > 1 and w not in _ZH_STOP)
+            elif _HANGUL_RUN.match(run):
+                # Korean words carry their particles (시스템은, 발명의): character pairs meet across them.
+                terms.extend(run[i : i + 2] for i in range(len(run) - 1))
             else:
                 terms.extend(english_tokens(run))
         # One string object per distinct term, however many records carry it.
