@@ -92,11 +92,20 @@ class Engine:
     """Whole (``shards=1``) or split (``shards=S``) matching, in one process."""
 
     def __init__(
-        self, config: MatchingConfig | None = None, analyzer: TextAnalyzer | None = None, *, shards: int = 1
+        self,
+        config: MatchingConfig | None = None,
+        analyzer: TextAnalyzer | None = None,
+        *,
+        shards: int = 1,
+        only_shard: int | None = None,
     ) -> None:
+        """``shards=S`` runs all S shards here; with ``only_shard=i`` the engine is shard i of S alone,
+        as a worker of the service runs it: its views are then that shard's *local* top K, which the
+        service's merger combines with the other shards' answers."""
         self.config = config or MatchingConfig()
         self.analyzer = analyzer or default_analyzer()
-        self.shards = [Shard(self.config, self.analyzer, index=i, count=shards) for i in range(shards)]
+        indexes = range(shards) if only_shard is None else [only_shard]
+        self.shards = [Shard(self.config, self.analyzer, index=i, count=shards) for i in indexes]
         self.views = Views(self.config.top_k, self.config.reserve)
 
     def apply(self, event: InputEvent) -> Result:
@@ -107,6 +116,11 @@ class Engine:
         stored state, and for building large books in benchmarks. Views are left as they are."""
         outcomes = [shard.apply(entity, withdrawn=withdrawn, percolate=False).outcome for shard in self.shards]
         return outcomes[0]
+
+    def advance(self, watermark: float) -> None:
+        """Move the watermark silently (after :meth:`load`): what it expires leaves the book and indexes."""
+        for shard in self.shards:
+            shard.advance(watermark)
 
     def rebuild_views(self) -> int:
         """Recompute every seeker's view from the shards, silently (no notices): after :meth:`load`,

@@ -148,6 +148,14 @@ class Shard:
             update.recompute |= self._reresolve(changed_numbers)
         return update
 
+    def advance(self, watermark: float) -> None:
+        """Move the watermark without matching: close and unindex what it expires."""
+        changed_numbers: set[str] = set()
+        for old, _ in self.book.advance(watermark):
+            changed_numbers |= self._remove(old)
+        if changed_numbers and self.answers_financing:
+            self._reresolve(changed_numbers)
+
     def _insert(self, entity: Entity, update: ShardUpdate, *, percolate: bool) -> set[str]:
         if isinstance(entity, Offer):
             changed = self.registry.add(entity)

@@ -66,6 +66,18 @@ def demo() -> None:
     asyncio.run(run_demo(Settings(), console))
 
 
+@app.command()
+def worker() -> None:
+    """Run the matching service (needs PATENTMATCH_KAFKA_BOOTSTRAP; `patentmatch kafka` gives one)."""
+    from streams.worker import run_worker
+
+    settings = Settings()
+    if not settings.kafka_bootstrap:
+        console.print("[red]set PATENTMATCH_KAFKA_BOOTSTRAP[/red] (run `patentmatch kafka` for a local broker)")
+        raise typer.Exit(2)
+    run_worker(settings, settings.kafka_bootstrap)
+
+
 def main() -> None:
     app(prog_name="patentmatch")
 

@@ -7,11 +7,11 @@ import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-__all__ = ["Record", "create_topics", "publish", "read_records"]
+__all__ = ["Record", "create_topics", "ensure_topics", "partition_count", "publish", "read_records", "read_to_end"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,39 @@ async def create_topics(bootstrap: str, names: Iterable[str], *, partitions: int
                 await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+async def ensure_topics(bootstrap: str, partitions_by_topic: dict[str, int]) -> None:
+    """Create the missing topics with their partition counts, and refuse to go on if an existing
+    one has another count (the service addresses partitions explicitly)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(n, p, 1) for n, p in partitions_by_topic.items() if n not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+        described = await admin.describe_topics(list(partitions_by_topic))
+    finally:
+        await admin.close()
+    for topic in described:
+        wanted = partitions_by_topic[topic["topic"]]
+        if len(topic["partitions"]) != wanted:
+            raise RuntimeError(
+                f"topic {topic['topic']} has {len(topic['partitions'])} partitions, the service needs {wanted}"
+            )
+
+
+async def partition_count(bootstrap: str, topic: str) -> int:
+    """How many partitions a topic has (0 if it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sum(len(t["partitions"]) for t in described if t["error_code"] == 0)
 
 
 async def publish(bootstrap: str, records: Iterable[Record]) -> int:
@@ -69,3 +102,27 @@ async def read_records(bootstrap: str, topic: str, *, count: int, timeout_s: flo
     finally:
         await consumer.stop()
     return records
+
+
+async def read_to_end(bootstrap: str, topic: str, partitions: Iterable[int] | None = None) -> list[bytes]:
+    """The values of a topic (or of some of its partitions) from the beginning to the end they have at
+    the time of the call, partition by partition, without joining a consumer group."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        if partitions is None:
+            partitions = range(await partition_count(bootstrap, topic))
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        values: list[bytes] = []
+        for tp in tps:
+            while await consumer.position(tp) < ends[tp]:
+                batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+                values += [m.value for m in batch.get(tp, []) if m.value is not None]
+        return values
+    finally:
+        await consumer.stop()

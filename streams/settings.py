@@ -21,6 +21,10 @@ class Topics(BaseModel):
     financing: str = "patent.financing"
     matches: str = "patent.matches"
     deadletter: str = "patent.deadletter"
+    shard_log: str = "patentmatch.shard-log"
+    """Internal: valid events routed to the shards (one partition per shard)."""
+    answers: str = "patentmatch.answers"
+    """Internal: each shard's local top K for a seeker, keyed to the seeker's merger partition."""
 
 
 class Settings(BaseSettings):
@@ -35,3 +39,15 @@ class Settings(BaseSettings):
     topics: Topics = Topics()
     max_record_bytes: int = 1024 * 1024
     dead_letter_value_cap: int = 64 * 1024
+
+    app_id: str = "patentmatch"
+    """The Faust app (and consumer group) id: workers with the same id share the work."""
+    shards: int = 2
+    """How many parts the offer book is split into (partitions of the shard log)."""
+    input_partitions: int = 4
+    """Partitions of the public input topics when the service creates them."""
+    merge_partitions: int = 4
+    """Partitions of the merger (and of ``patent.matches``): seekers are spread over them."""
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    commit_interval_s: float = 1.0

@@ -140,7 +140,10 @@ class LocalKafka:
             "transaction.state.log.min.isr": "1",
             "transaction.state.log.num.partitions": "4",
             "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "true",
+            "auto.create.topics.enable": "false",
+            # Upstream platforms may send oversized records: the broker takes them (up to 10 MiB) so that
+            # the service can dead-letter them with a reason instead of the producer failing blindly.
+            "message.max.bytes": str(10 * 1024 * 1024),
         }
         properties.update(self.extra_properties)
         config = self.workdir / "server.properties"

@@ -1,0 +1,153 @@
+"""The service: three faust agents over real Kafka — validate → shard → merge (DESIGN.md, "Dataflow").
+
+- ``validate`` reads the public input topics; bad records go to ``patent.deadletter``, valid events to
+  every partition of the shard log.
+- ``shard`` runs one engine per shard-log partition (:mod:`streams.sharding`) and sends each changed
+  local top K to the merger partition of its seeker.
+- ``merge`` combines the shards' answers into each seeker's top K (:mod:`streams.merging`) and writes
+  match and revoke events to ``patent.matches``, on the partition of the seeker.
+
+Every agent runs with ``concurrency=1`` (faust-streaming commits past in-flight events otherwise) and
+at-least-once delivery; idempotence is ours (versions and event ids in the book, offset tags on
+answers, the emitted state read back from the output topic). Sends go through the producer without
+waiting for each acknowledgement; faust flushes the producer before it commits an offset.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import orjson
+
+from matcher import MatchingConfig
+from matcher.text import default_analyzer
+from schemas import DeadLetter, encode
+from streams.intake import Source, route
+from streams.kafka_io import read_to_end
+from streams.merging import Merger
+from streams.settings import Settings
+from streams.sharding import Answer, ShardStage, merge_partition
+
+__all__ = ["build_app", "public_topics"]
+
+log = logging.getLogger("patentmatch.service")
+
+
+def public_topics(settings: Settings) -> dict[str, int]:
+    """The public topics the service needs, with their partition counts."""
+    t = settings.topics
+    return {
+        t.offers: settings.input_partitions,
+        t.demands: settings.input_partitions,
+        t.financing: settings.input_partitions,
+        t.matches: settings.merge_partitions,
+        t.deadletter: 1,
+    }
+
+
+def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None = None) -> faust.App:
+    config = config or MatchingConfig()
+    topics = settings.topics
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        autodiscover=False,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=settings.commit_interval_s,
+        table_standby_replicas=0,
+        topic_replication_factor=1,
+        producer_acks=-1,
+        table_key_serializer="json",
+        table_value_serializer="raw",
+    )
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    inputs = app.topic(topics.offers, topics.demands, topics.financing, **raw)
+    shard_log = app.topic(topics.shard_log, partitions=settings.shards, internal=True, **raw)
+    answers = app.topic(topics.answers, partitions=settings.merge_partitions, internal=True, **raw)
+    book_table = app.Table(
+        "book",
+        partitions=settings.shards,
+        key_type=str,
+        value_type=bytes,
+    )
+    answers_table = app.Table(
+        "answers",
+        partitions=settings.merge_partitions,
+        key_type=str,
+        value_type=bytes,
+    )
+    shards = ShardStage(book_table, shards=settings.shards, config=config, analyzer=default_analyzer())
+    merger = Merger(answers_table, top_k=config.top_k)
+
+    async def send_answers(batch: Iterable[Answer]) -> None:
+        for answer in batch:
+            partition = merge_partition(answer.seeker, settings.merge_partitions)
+            await app.producer.send(topics.answers, answer.seeker[1].encode(), answer.to_bytes(), partition, None, None)
+
+    async def build_shard(shard: int) -> None:
+        started = datetime.now(UTC)
+        resync = shards.build(shard)
+        await send_answers(resync)
+        seconds = (datetime.now(UTC) - started).total_seconds()
+        log.info("shard rebuilt", extra={"shard": shard, "seekers": len(resync), "seconds": round(seconds, 3)})
+
+    @app.agent(inputs, concurrency=1)
+    async def validate(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            m = event.message
+            outcome = route(
+                m.value, Source(m.topic, m.partition, m.offset, m.key), settings, received_at=datetime.now(UTC)
+            )
+            if isinstance(outcome, DeadLetter):
+                await app.producer.send(topics.deadletter, m.key, encode(outcome), None, None, None)
+                log.info(
+                    "dead letter",
+                    extra={"topic": m.topic, "offset": m.offset, "error_kind": outcome.error_kind},
+                )
+                continue
+            for shard in range(settings.shards):
+                await app.producer.send(topics.shard_log, outcome.key, outcome.value, shard, None, None)
+
+    @app.agent(shard_log, concurrency=1)
+    async def shard(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            m = event.message
+            if not shards.is_built(m.partition):
+                await build_shard(m.partition)
+            await send_answers(shards.apply(m.partition, m.offset, m.key, m.value))
+
+    @app.agent(answers, concurrency=1)
+    async def merge(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            m = event.message
+            if not merger.is_loaded(m.partition):
+                emitted = await read_to_end(bootstrap, topics.matches, [m.partition])
+                merger.load(m.partition, (orjson.loads(value) for value in emitted))
+            for out in merger.receive(m.partition, orjson.loads(m.value), emitted_at=datetime.now(UTC)):
+                await app.producer.send(topics.matches, out.seeker.id.encode(), encode(out), m.partition, None, None)
+
+    @book_table.on_recover
+    async def rebuild_assigned_shards() -> None:
+        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.shard_log}
+        for shard in sorted(assigned - shards.owned()):
+            await build_shard(shard)
+
+    @app.on_partitions_revoked.connect
+    async def drop_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        for tp in revoked:
+            if tp.topic == topics.shard_log:
+                shards.drop(tp.partition)
+            elif tp.topic == topics.answers:
+                merger.drop(tp.partition)
+
+    app.patentmatch_stages = (shards, merger)  # type: ignore[attr-defined]
+    return app

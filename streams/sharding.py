@@ -1,0 +1,220 @@
+"""The shard stage: one engine per shard-log partition, its book kept in a changelog-backed table.
+
+Each partition of the shard log is one shard of the book (DESIGN.md, "Dataflow and scale-out"). The
+worker that owns the partition runs :class:`matcher.Engine` as that shard alone, and after every event
+sends, for each seeker whose *local* top K changed, an :class:`Answer` to the merger: the whole local
+top K, tagged with the shard-log offset that produced it.
+
+The table holds, per shard, the latest accepted event of each entity and a small ``@`` record (the
+offset, watermark and event last applied). After a restart or a rebalance the engine is rebuilt from
+it and every seeker's answer is sent again (a *resync*): the table may be ahead of what reached the
+merger before a crash, and the merger ignores answers older than the ones it holds, so a resync
+repairs what was lost and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
+
+import orjson
+
+from matcher import Engine, MatchingConfig
+from matcher.candidates import Candidate, SeekerKey
+from matcher.engine import Notice, entity_from_event
+from matcher.entities import Demand, Offer
+from matcher.explain import Explanation
+from matcher.text import TextAnalyzer
+from schemas import EVENT_TYPES, InputEvent, Rejection, decode
+
+__all__ = ["Answer", "ShardStage", "merge_partition", "seeker_key"]
+
+META = "@"
+
+
+def seeker_key(seeker: SeekerKey) -> str:
+    return f"{seeker[0]}:{seeker[1]}"
+
+
+def merge_partition(seeker: SeekerKey, partitions: int) -> int:
+    """The merger partition (and ``patent.matches`` partition) that owns a seeker."""
+    return zlib.crc32(seeker_key(seeker).encode()) % partitions
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A shard's current local top K for one seeker, for the merger."""
+
+    seeker: SeekerKey
+    shard: int
+    tag: int
+    members: list[dict[str, object]]
+    left: dict[str, str]
+    """Why members left since the shard's previous answer (match id → revoke reason)."""
+    trigger: tuple[str, str]
+    """The event that produced it: (event id, occurred_at)."""
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(
+            {
+                "seeker": list(self.seeker),
+                "shard": self.shard,
+                "tag": self.tag,
+                "members": self.members,
+                "left": self.left,
+                "trigger": list(self.trigger),
+            }
+        )
+
+
+def candidate_to_wire(candidate: Candidate) -> list[object]:
+    c = candidate
+    return [c.kind, c.seeker_kind, c.seeker_id, c.seeker_version, c.counterpart_kind, c.counterpart_id,
+            c.counterpart_version, c.financier_id, c.financier_version, c.score]  # fmt: skip
+
+
+def candidate_from_wire(fields: list[object]) -> Candidate:
+    return Candidate(*fields)  # type: ignore[arg-type]
+
+
+def _explanation_to_wire(explanation: Explanation) -> dict[str, object]:
+    return {
+        "components": explanation.components,
+        "reasons": list(explanation.reasons),
+        "matched_ipc": list(explanation.matched_ipc),
+        "matched_terms": list(explanation.matched_terms),
+        "facts": explanation.facts.model_dump(mode="json", exclude_none=True),
+    }
+
+
+class _PartitionEngine:
+    """The engine of one shard, and the explanations of its current members."""
+
+    def __init__(self, engine: Engine, shard: int) -> None:
+        self.engine = engine
+        self.shard = shard
+        self._explained: dict[str, tuple[Candidate, dict[str, object]]] = {}
+
+    def answer(self, seeker: SeekerKey, tag: int, left: dict[str, str], trigger: tuple[str, str]) -> Answer:
+        members = [{"c": candidate_to_wire(c), "x": self._explanation(c)} for c in self.engine.views.view(seeker)]
+        return Answer(seeker, self.shard, tag, members, left, trigger)
+
+    def remember(self, notices: list[Notice]) -> None:
+        for notice in notices:
+            c = notice.candidate
+            if notice.type == "revoke":
+                self._explained.pop(c.match_id, None)
+            elif notice.explanation is not None:
+                self._explained[c.match_id] = (c, _explanation_to_wire(notice.explanation))
+
+    def _explanation(self, candidate: Candidate) -> dict[str, object]:
+        known = self._explained.get(candidate.match_id)
+        if known is not None and known[0].same_state(candidate):
+            return known[1]
+        wire = _explanation_to_wire(self.engine.explain(candidate))
+        self._explained[candidate.match_id] = (candidate, wire)
+        return wire
+
+
+class ShardStage:
+    """The engines of the shard-log partitions this worker owns, over the shared book table.
+
+    ``store`` is the changelog-backed table (a plain dict in unit tests); keys are ``"<shard>|<kind>:<id>"``
+    and ``"<shard>|@"``.
+    """
+
+    def __init__(
+        self,
+        store: MutableMapping[str, bytes],
+        *,
+        shards: int,
+        config: MatchingConfig,
+        analyzer: TextAnalyzer,
+    ) -> None:
+        self.store = store
+        self.shards = shards
+        self.config = config
+        self.analyzer = analyzer
+        self._engines: dict[int, _PartitionEngine] = {}
+
+    def owned(self) -> set[int]:
+        return set(self._engines)
+
+    def drop(self, shard: int) -> None:
+        self._engines.pop(shard, None)
+
+    def is_built(self, shard: int) -> bool:
+        return shard in self._engines
+
+    def apply(self, shard: int, offset: int, key: bytes, value: bytes) -> list[Answer]:
+        """Apply one shard-log record. The caller builds the shard first (:meth:`build`)."""
+        part = self._engines[shard]
+        kind = key.decode().split(":", 1)[0]
+        event = _decode_trusted(kind, value)
+        result = part.engine.apply(event)
+        trigger = (event.event_id, event.occurred_at.isoformat())
+        if result.outcome == "accepted":
+            self.store[f"{shard}|{key.decode()}"] = value
+        self.store[f"{shard}|{META}"] = orjson.dumps(
+            {"offset": offset, "watermark": part.engine.shards[0].book.watermark, "trigger": trigger}
+        )
+        if not result.notices:
+            return []
+        part.remember(result.notices)
+        left: dict[SeekerKey, dict[str, str]] = {}
+        for notice in result.notices:
+            reasons = left.setdefault(notice.candidate.seeker, {})
+            if notice.type == "revoke" and notice.reason is not None:
+                reasons[notice.candidate.match_id] = notice.reason
+        return [part.answer(seeker, offset, reasons, trigger) for seeker, reasons in sorted(left.items())]
+
+    def build(self, shard: int) -> list[Answer]:
+        """Rebuild the shard's engine from the table, silently, and return the resync: an answer for
+        every seeker the shard has stored (empty, with the reason, for those no longer open)."""
+        engine = Engine(self.config, self.analyzer, shards=self.shards, only_shard=shard)
+        part = _PartitionEngine(engine, shard)
+        self._engines[shard] = part
+        meta_raw = self.store.get(f"{shard}|{META}")
+        if meta_raw is None:
+            return []
+        meta = orjson.loads(meta_raw)
+        seekers: list[tuple[SeekerKey, bool]] = []
+        for key, value in self._stored(shard):
+            kind = key.split(":", 1)[0]
+            event = _decode_trusted(kind, value)
+            entity = entity_from_event(event, self.analyzer, self.config)
+            withdrawn = event.status == "withdrawn"
+            engine.load(entity, withdrawn=withdrawn)
+            if not isinstance(entity, Offer) and not (isinstance(entity, Demand) and entity.is_financier):
+                seekers.append((("demand" if isinstance(entity, Demand) else "financing", entity.id), withdrawn))
+        engine.advance(meta["watermark"])
+        engine.rebuild_views()
+        trigger = (meta["trigger"][0], meta["trigger"][1])
+        answers = []
+        for seeker, withdrawn in sorted(seekers):
+            answer = part.answer(seeker, meta["offset"], {}, trigger)
+            if not answer.members:
+                # Closed, or open with nothing local: whatever the merger holds from us has left.
+                reason = "withdrawn" if withdrawn else ("superseded" if self._is_open(engine, seeker) else "expired")
+                answer = Answer(seeker, shard, meta["offset"], [], {"*": reason}, trigger)
+            answers.append(answer)
+        return answers
+
+    def _stored(self, shard: int) -> Iterator[tuple[str, bytes]]:
+        prefix = f"{shard}|"
+        for key, value in list(self.store.items()):
+            if key.startswith(prefix) and key != prefix + META:
+                yield key[len(prefix) :], value
+
+    @staticmethod
+    def _is_open(engine: Engine, seeker: SeekerKey) -> bool:
+        return seeker in engine.shards[0].book.open
+
+
+def _decode_trusted(kind: str, value: bytes) -> InputEvent:
+    """Decode a record the intake already validated: a failure here is a bug, not bad input."""
+    event = decode(value, EVENT_TYPES[kind], max_bytes=len(value) + 1)
+    if isinstance(event, Rejection):
+        raise ValueError(f"shard log holds an invalid {kind} event: {event.summary()}")
+    return event

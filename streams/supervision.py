@@ -1,0 +1,100 @@
+"""Running workers as separate processes on a broker: for the integration tests and the benchmarks,
+which need to stop them with SIGTERM or SIGKILL like an operator (or a crash) would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.localkafka import free_port
+from streams.settings import Settings, Topics
+
+__all__ = ["Deployment", "WorkerProcess"]
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    web_port: int
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int:
+        """Send ``sig`` and wait for the process to end (SIGKILL if it will not); returns its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+
+@dataclass
+class Deployment:
+    """One app (consumer group) with its own topics on a shared broker."""
+
+    bootstrap: str
+    shards: int = 2
+    merge_partitions: int = 4
+    name: str = field(default_factory=lambda: f"pm-{uuid.uuid4().hex[:10]}")
+    extra_env: dict[str, str] = field(default_factory=dict)
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def topics(self) -> Topics:
+        n = self.name
+        return Topics(
+            offers=f"{n}.offers", demands=f"{n}.demands", financing=f"{n}.financing", matches=f"{n}.matches",
+            deadletter=f"{n}.deadletter", shard_log=f"{n}.shard-log", answers=f"{n}.answers",
+        )  # fmt: skip
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            kafka_bootstrap=self.bootstrap,
+            app_id=self.name,
+            shards=self.shards,
+            merge_partitions=self.merge_partitions,
+            topics=self.topics,
+        )
+
+    def env(self, web_port: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PATENTMATCH_")}
+        env.update(
+            PATENTMATCH_KAFKA_BOOTSTRAP=self.bootstrap,
+            PATENTMATCH_APP_ID=self.name,
+            PATENTMATCH_SHARDS=str(self.shards),
+            PATENTMATCH_MERGE_PARTITIONS=str(self.merge_partitions),
+            PATENTMATCH_TOPICS=self.topics.model_dump_json(),
+            PATENTMATCH_WEB_PORT=str(web_port),
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start_worker(self) -> WorkerProcess:
+        port = free_port()
+        log_path = Path(tempfile.mkstemp(prefix=f"{self.name}-worker-", suffix=".log")[1])
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                env=self.env(port),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        worker = WorkerProcess(process, log_path, port)
+        self.workers.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.stop()

@@ -1,0 +1,81 @@
+"""Helpers for the integration tests of the service: publishing events to a deployment, reading what
+it wrote, and waiting (with a deadline) for the open matches to equal the oracle's."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from matcher.market import to_event
+from matcher.oracle import oracle_matches
+from schemas import InputEvent, encode
+from streams.audit import Audit, audit
+from streams.examples import entity_id
+from streams.kafka_io import ensure_topics
+from streams.replay import publish_log, read_topic, record_of
+from streams.service import public_topics
+from streams.supervision import Deployment
+
+
+def records_of(dep: Deployment, events: Iterable[InputEvent]) -> list[tuple[str, bytes, bytes]]:
+    t = dep.topics
+    out = []
+    for event in events:
+        topic = {"PatentOffer": t.offers, "BuyerDemand": t.demands, "FinancingRequest": t.financing}[
+            type(event).__name__
+        ]
+        out.append((topic, entity_id(event).encode(), encode(event)))
+    return out
+
+
+async def prepare(dep: Deployment) -> None:
+    await ensure_topics(dep.bootstrap, public_topics(dep.settings))
+
+
+async def publish(dep: Deployment, records: list[tuple[str, bytes, bytes]], rate_per_s: float | None = None) -> int:
+    return await publish_log(dep.bootstrap, dep.settings, records, rate_per_s=rate_per_s)
+
+
+async def market_records(dep: Deployment, documents: list[dict[str, Any]]) -> list[tuple[str, bytes, bytes]]:
+    return [record_of(d, dep.topics) for d in documents]
+
+
+def market_events(documents: list[dict[str, Any]]) -> list[InputEvent]:
+    return [to_event(d) for d in documents]
+
+
+async def matches(dep: Deployment) -> list[dict[str, Any]]:
+    return await read_topic(dep.bootstrap, dep.topics.matches)
+
+
+async def dead_letters(dep: Deployment) -> list[dict[str, Any]]:
+    return await read_topic(dep.bootstrap, dep.topics.deadletter)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float, dep: Deployment) -> None:
+    """Poll ``check`` until it holds; fail with the workers' log tails after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.5)
+    tails = "\n---\n".join(w.log_tail() for w in dep.workers)
+    raise AssertionError(f"not reached within {timeout_s}s; worker logs:\n{tails}")
+
+
+async def settle_on_oracle(dep: Deployment, events: list[InputEvent], *, timeout_s: float = 120.0) -> Audit:
+    """Wait until the fold of the output equals the oracle on ``events``; return the audit."""
+    oracle = oracle_matches(events)
+    result: list[Audit] = []
+
+    async def equal() -> bool:
+        result[:] = [audit(await matches(dep), oracle)]
+        return result[0].equal
+
+    try:
+        await eventually(equal, timeout_s=timeout_s, dep=dep)
+    except AssertionError as exc:
+        raise AssertionError(f"{result[0] if result else 'no audit'}\n{exc}") from None
+    return result[0]
