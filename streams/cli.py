@@ -8,6 +8,8 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -72,10 +74,76 @@ def worker() -> None:
     from streams.worker import run_worker
 
     settings = Settings()
+    run_worker(settings, _bootstrap(settings))
+
+
+@app.command()
+def replay(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines, one input event per line.")],
+    rate: float = typer.Option(0.0, help="Events per second (0: as fast as the broker takes them)."),
+) -> None:
+    """Publish an event log to the input topics, with a progress bar and a final count."""
+    from rich.progress import Progress
+
+    from streams.kafka_io import ensure_topics
+    from streams.replay import publish_log, read_log, record_of
+    from streams.service import public_topics
+
+    settings = Settings()
+    bootstrap = _bootstrap(settings)
+    records = [record_of(document, settings.topics) for document in read_log(path)]
+
+    async def run() -> int:
+        await ensure_topics(bootstrap, public_topics(settings))
+        with Progress(console=console) as progress:
+            task = progress.add_task(f"replaying {path.name}", total=len(records))
+            return await publish_log(
+                bootstrap, settings, records, rate_per_s=rate or None,
+                on_sent=lambda n: progress.advance(task, n),
+            )  # fmt: skip
+
+    sent = asyncio.run(run())
+    console.print(f"published {sent} events to {settings.topics.offers}, {settings.topics.demands}, "
+                  f"{settings.topics.financing}")  # fmt: skip
+
+
+@app.command()
+def tail(
+    from_beginning: bool = typer.Option(False, "--from-beginning", help="Start at the first notification."),
+) -> None:
+    """Print match notifications, with their reasons, as they arrive (Ctrl-C stops)."""
+    from streams.tail import follow_matches
+
+    settings = Settings()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            follow_matches(_bootstrap(settings), settings.topics.matches, console, from_beginning=from_beginning)
+        )
+
+
+@app.command()
+def market(
+    size: int = typer.Option(2000, help="How many new listings (updates and withdrawals come on top)."),
+    seed: int = typer.Option(7),
+    out: Annotated[Path, typer.Option(help="Where to write the log.")] = Path("market.jsonl"),
+) -> None:
+    """Write a generated market (offers, demands, financing requests, updates, withdrawals) as JSON lines."""
+    import orjson
+
+    from matcher.market import Market
+
+    documents = Market(seed).lifecycle(size)
+    with out.open("wb") as f:
+        for document in documents:
+            f.write(orjson.dumps(document) + b"\n")
+    console.print(f"wrote {len(documents)} events to {out}")
+
+
+def _bootstrap(settings: Settings) -> str:
     if not settings.kafka_bootstrap:
         console.print("[red]set PATENTMATCH_KAFKA_BOOTSTRAP[/red] (run `patentmatch kafka` for a local broker)")
         raise typer.Exit(2)
-    run_worker(settings, settings.kafka_bootstrap)
+    return settings.kafka_bootstrap
 
 
 def main() -> None:

@@ -49,6 +49,11 @@ async def ensure_topics(bootstrap: str, partitions_by_topic: dict[str, int]) -> 
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
         described = await admin.describe_topics(list(partitions_by_topic))
+        for _ in range(50):  # a topic just created may not be described with its partitions yet
+            if all(t["partitions"] for t in described):
+                break
+            await asyncio.sleep(0.2)
+            described = await admin.describe_topics(list(partitions_by_topic))
     finally:
         await admin.close()
     for topic in described:

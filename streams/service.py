@@ -66,6 +66,9 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         table_standby_replicas=0,
         topic_replication_factor=1,
         producer_acks=-1,
+        # Answers and table values are several KB: batch them (the default is one 16 KB batch, no wait).
+        producer_linger=0.005,
+        producer_max_batch_size=1024 * 1024,
         table_key_serializer="json",
         table_value_serializer="raw",
     )

@@ -48,10 +48,15 @@ class Deployment:
     merge_partitions: int = 4
     name: str = field(default_factory=lambda: f"pm-{uuid.uuid4().hex[:10]}")
     extra_env: dict[str, str] = field(default_factory=dict)
+    topic_names: Topics | None = None
+    """Topic names; by default every topic is named after the deployment, so that runs on one broker
+    never meet."""
     workers: list[WorkerProcess] = field(default_factory=list)
 
     @property
     def topics(self) -> Topics:
+        if self.topic_names is not None:
+            return self.topic_names
         n = self.name
         return Topics(
             offers=f"{n}.offers", demands=f"{n}.demands", financing=f"{n}.financing", matches=f"{n}.matches",

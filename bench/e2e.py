@@ -1,0 +1,179 @@
+"""End to end on a real broker: how many events per second the service sustains, against the ceiling
+of a bare aiokafka consume → parse → produce on the same broker, and event-to-match latency.
+
+    python -m bench.e2e [--size 100000] [--latency-events 3000]
+
+1. ``size`` generated listings are published to the input topics first (the backlog).
+2. Passthrough: a raw aiokafka consumer reads the backlog, parses each record with orjson and produces
+   it to another topic; its rate is the ceiling for anything built on this broker and client.
+3. Service: a worker starts on the backlog; its sustained rate is the backlog over the time until the
+   consumer group has committed the end of every topic it reads (input, shard log, answers).
+4. Latency: ``latency-events`` more events are published at half the sustained rate; for each match
+   event, latency is the time it was read back minus the time its trigger event was published.
+
+Prints one JSON object. Starts its own local broker unless ``PATENTMATCH_KAFKA_BOOTSTRAP`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from matcher.market import Market
+from streams.kafka_io import ensure_topics, partition_count
+from streams.localkafka import LocalKafka
+from streams.replay import publish_log, record_of
+from streams.service import public_topics
+from streams.settings import Settings
+from streams.supervision import Deployment
+
+
+async def passthrough(bootstrap: str, topics: list[str], total: int) -> float:
+    """Events/s of consume → orjson.loads → produce (batched sends, not awaited one by one)."""
+    sink = f"bench-passthrough-{int(time.time())}"
+    await ensure_topics(bootstrap, {sink: 4})
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=sink)  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    try:
+        seen = 0
+        started = None
+        pending = []
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            for tp, messages in batches.items():
+                started = started or time.perf_counter()
+                for m in messages:
+                    document = orjson.loads(m.value)
+                    pending.append(await producer.send(sink, orjson.dumps(document), key=m.key, partition=tp.partition))
+                seen += len(messages)
+            if len(pending) > 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        return total / (time.perf_counter() - (started or time.perf_counter()))
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """Has the consumer group committed the end of every partition of ``topics``?"""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        tps = [TopicPartition(t, p) for t in topics for p in range(await partition_count(bootstrap, t))]
+        ends = await consumer.end_offsets(tps)
+        return all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def measure(bootstrap: str, size: int, latency_events: int) -> dict[str, Any]:
+    market = Market(100)
+    backlog = market.listings(size, expiring=0.0)
+    later = market.lifecycle(latency_events)
+    deployment = Deployment(bootstrap)
+    settings: Settings = deployment.settings
+    topics = settings.topics
+    await ensure_topics(bootstrap, public_topics(settings))
+    began = time.perf_counter()
+    await publish_log(bootstrap, settings, [record_of(d, topics) for d in backlog])
+    print(f"backlog of {size} published in {time.perf_counter() - began:.1f}s", file=sys.stderr)
+
+    inputs = [topics.offers, topics.demands, topics.financing]
+    ceiling = await passthrough(bootstrap, inputs, size)
+    print(f"passthrough {ceiling:.0f} events/s", file=sys.stderr)
+
+    worker = deployment.start_worker()
+    try:
+        started = time.perf_counter()
+        watched = [*inputs, topics.shard_log, topics.answers]
+        await asyncio.sleep(2)
+        while not await caught_up(bootstrap, settings.app_id, watched):
+            if worker.process.poll() is not None:
+                raise RuntimeError(f"the worker died:\n{worker.log_tail()}")
+            await asyncio.sleep(1)
+        service_rate = size / (time.perf_counter() - started)
+        print(f"service {service_rate:.0f} events/s on the backlog", file=sys.stderr)
+        latencies = await latency(deployment, later, rate=service_rate / 2)
+    finally:
+        deployment.stop_all()
+    return {
+        "size": size,
+        "shards": settings.shards,
+        "service_events_per_s": round(service_rate, 1),
+        "passthrough_events_per_s": round(ceiling, 1),
+        "ratio": round(service_rate / ceiling, 4),
+        "latency_rate_events_per_s": round(service_rate / 2, 1),
+        "latency_matches": len(latencies),
+        "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
+        "latency_p99_ms": round(float(np.percentile(latencies, 99)), 1) if latencies else None,
+    }
+
+
+async def latency(deployment: Deployment, documents: list[dict[str, Any]], *, rate: float) -> list[float]:
+    """Publish ``documents`` at ``rate`` and time each match from its trigger's publication."""
+    topics = deployment.topics
+    sent_at: dict[str, float] = {}
+    consumer = AIOKafkaConsumer(topics.matches, bootstrap_servers=deployment.bootstrap, auto_offset_reset="latest")
+    await consumer.start()
+    await asyncio.sleep(1)
+
+    def stamped() -> Any:
+        for document in documents:
+            sent_at[str(document["event_id"])] = time.time()
+            yield record_of(document, topics)
+
+    publisher = asyncio.create_task(publish_log(deployment.bootstrap, deployment.settings, stamped(), rate_per_s=rate))
+    out: list[float] = []
+    quiet_since = time.monotonic()
+    try:
+        while not publisher.done() or time.monotonic() - quiet_since < 5:
+            batches = await consumer.getmany(timeout_ms=500)
+            received = time.time()
+            for messages in batches.values():
+                for m in messages:
+                    event = orjson.loads(m.value)
+                    published = sent_at.get(event["trigger_event_id"])
+                    if event["type"] == "match" and published is not None:
+                        out.append((received - published) * 1000)
+                quiet_since = time.monotonic()
+        await publisher
+    finally:
+        await consumer.stop()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--latency-events", type=int, default=3000)
+    args = parser.parse_args()
+    settings = Settings()
+    with contextlib.ExitStack() as stack:
+        bootstrap = settings.kafka_bootstrap
+        if not bootstrap:
+            broker = stack.enter_context(LocalKafka(version=settings.kafka_version, cache_dir=settings.cache_dir))
+            bootstrap = broker.bootstrap
+        result = asyncio.run(measure(bootstrap, args.size, args.latency_events))
+    print(orjson.dumps(result).decode())
+
+
+if __name__ == "__main__":
+    main()
