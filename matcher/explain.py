@@ -14,11 +14,21 @@ from schemas import MatchFacts, Money
 
 __all__ = ["Explanation", "explain_financing", "explain_offer"]
 
-_LEVEL_NAMES = {
-    1.0: ("同一技术小组", "same subgroup"),
-    0.8: ("同一技术大组", "same main group"),
-    0.6: ("同一技术小类", "same subclass"),
-}
+_LEVEL_NAMES = (  # the field score of each IPC level shared, best first
+    (1.0, ("同一技术小组", "same subgroup")),
+    (0.8, ("同一技术大组", "same main group")),
+    (0.6, ("同一技术小类", "same subclass")),
+    (0.3, ("同一技术大类", "same class")),
+    (0.1, ("同一技术部", "same section")),
+)
+
+
+def _level_name(field: float, zh: bool) -> str:
+    """The deepest level the score reaches (a blended score over several codes names the level below it)."""
+    for score, names in _LEVEL_NAMES:
+        if field >= score:
+            return names[0] if zh else names[1]
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +54,7 @@ def _fmt(money: Money | None) -> str:
 def _topic_reasons(zh: bool, parts: Components, codes: list[str], terms: list[str]) -> list[str]:
     reasons = []
     if parts.field is not None and codes:
-        level = _LEVEL_NAMES.get(parts.field)
-        name = "" if level is None else (level[0] if zh else level[1])
+        name = _level_name(parts.field, zh)
         reasons.append(
             f"技术领域吻合：{'、'.join(codes)}（{name}）" if zh else f"Field fits: {', '.join(codes)} ({name})"
         )
