@@ -77,7 +77,7 @@ def _wire(candidate: object) -> list[object]:
 
 def test_a_resync_repairs_what_a_crash_lost_and_an_old_answer_changes_nothing() -> None:
     documents = Market(7).lifecycle(200)
-    stages, merger, out = run_stages(documents)
+    stages, merger, _ = run_stages(documents)
     oracle = oracle_matches([to_event(d) for d in documents])
     # A merger that lost everything it emitted (the output never reached the topic) gets it all back
     # from the shards' resync, and a stale answer (older tag) afterwards does not move anything.
