@@ -152,5 +152,4 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             elif tp.topic == topics.answers:
                 merger.drop(tp.partition)
 
-    app.patentmatch_stages = (shards, merger)  # type: ignore[attr-defined]
     return app
