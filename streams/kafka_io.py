@@ -24,17 +24,8 @@ class Record:
 
 
 async def create_topics(bootstrap: str, names: Iterable[str], *, partitions: int = 4) -> None:
-    """Create the topics that do not exist yet."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [NewTopic(n, partitions, 1) for n in names if n not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
-    finally:
-        await admin.close()
+    """Create the topics that do not exist yet, each with ``partitions`` partitions."""
+    await ensure_topics(bootstrap, dict.fromkeys(names, partitions))
 
 
 async def ensure_topics(bootstrap: str, partitions_by_topic: dict[str, int]) -> None:
