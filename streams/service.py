@@ -9,8 +9,9 @@
 
 Every agent runs with ``concurrency=1`` (faust-streaming commits past in-flight events otherwise) and
 at-least-once delivery; idempotence is ours (versions and event ids in the book, offset tags on
-answers, the emitted state read back from the output topic). Sends go through the producer without
-waiting for each acknowledgement; faust flushes the producer before it commits an offset.
+answers, the emitted state read back from the output topic). Sends, table writes included
+(:mod:`streams.tables`), go through the producer without waiting for each acknowledgement; faust
+flushes the producer before it commits an offset.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from streams.kafka_io import read_to_end
 from streams.merging import Merger
 from streams.settings import Settings
 from streams.sharding import Answer, ShardStage, merge_partition
+from streams.tables import written_through_table
 
 __all__ = ["build_app", "public_topics"]
 
@@ -76,18 +78,8 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     inputs = app.topic(topics.offers, topics.demands, topics.financing, **raw)
     shard_log = app.topic(topics.shard_log, partitions=settings.shards, internal=True, **raw)
     answers = app.topic(topics.answers, partitions=settings.merge_partitions, internal=True, **raw)
-    book_table = app.Table(
-        "book",
-        partitions=settings.shards,
-        key_type=str,
-        value_type=bytes,
-    )
-    answers_table = app.Table(
-        "answers",
-        partitions=settings.merge_partitions,
-        key_type=str,
-        value_type=bytes,
-    )
+    book_table = written_through_table(app, "book", partitions=settings.shards)
+    answers_table = written_through_table(app, "answers", partitions=settings.merge_partitions)
     shards = ShardStage(book_table, shards=settings.shards, config=config, analyzer=default_analyzer())
     merger = Merger(answers_table, top_k=config.top_k)
 
@@ -127,6 +119,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             if not shards.is_built(m.partition):
                 await build_shard(m.partition)
             await send_answers(shards.apply(m.partition, m.offset, m.key, m.value))
+            await book_table.write_through()
 
     @app.agent(answers, concurrency=1)
     async def merge(stream: faust.StreamT[bytes]) -> None:
@@ -137,6 +130,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
                 merger.load(m.partition, (orjson.loads(value) for value in emitted))
             for out in merger.receive(m.partition, orjson.loads(m.value), emitted_at=datetime.now(UTC)):
                 await app.producer.send(topics.matches, out.seeker.id.encode(), encode(out), m.partition, None, None)
+            await answers_table.write_through()
 
     @book_table.on_recover
     async def rebuild_assigned_shards() -> None:

@@ -170,9 +170,9 @@ class LocalKafka:
         self.port = self.port or free_port()
         self.workdir = Path(tempfile.mkdtemp(prefix="patentmatch-kafka-"))
         config = self._write_config(lib)
-        cluster_id = str(uuid.uuid4())
+        cluster_id = f"--cluster-id={_kraft_id(str(uuid.uuid4()))}"
         fmt = subprocess.run(
-            self._java(lib, "kafka.tools.StorageTool", "format", "-t", _kraft_id(cluster_id), "-c", str(config)),
+            self._java(lib, "kafka.tools.StorageTool", "format", cluster_id, "-c", str(config)),
             capture_output=True,
             text=True,
             check=False,
@@ -245,7 +245,8 @@ class LocalKafka:
 
 
 def _kraft_id(cluster_uuid: str) -> str:
-    """KRaft wants a base64url-encoded 16-byte id (what ``kafka-storage random-uuid`` prints)."""
+    """KRaft wants a base64url-encoded 16-byte id (what ``kafka-storage random-uuid`` prints). One id in
+    64 starts with ``-``: pass it as ``--cluster-id=<id>``, never as a separate argument."""
     return base64.urlsafe_b64encode(uuid.UUID(cluster_uuid).bytes).decode().rstrip("=")
 
 
