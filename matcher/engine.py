@@ -70,6 +70,8 @@ class Notice:
 class Result:
     outcome: Outcome
     notices: list[Notice]
+    candidates: int = 0
+    """Candidates the trigger built: percolated ones and the members of recomputed local top Ks."""
 
 
 def entity_from_event(event: InputEvent, analyzer: TextAnalyzer, config: MatchingConfig) -> Entity:
@@ -140,9 +142,10 @@ class Engine:
         first = updates[0]
         if first.outcome != "accepted" and not first.closed:
             return Result(first.outcome, [])
-        return Result(first.outcome, self._merge(updates, event))
+        notices, candidates = self._merge(updates, event)
+        return Result(first.outcome, notices, candidates)
 
-    def _merge(self, updates: list[ShardUpdate], event: InputEvent) -> list[Notice]:
+    def _merge(self, updates: list[ShardUpdate], event: InputEvent) -> tuple[list[Notice], int]:
         closures: dict[tuple[str, str], str] = {(kind_of(e), e.id): r for e, r in updates[0].closed}
         views = self.views
         views.begin()
@@ -160,8 +163,11 @@ class Engine:
                 recompute.add(seeker)
         for update in updates:
             recompute |= update.recompute
+        candidates = sum(len(update.percolated) for update in updates)
         for seeker in sorted(recompute):
-            views.replace(seeker, [shard.local_top_k(seeker) for shard in self.shards])
+            answers = [shard.local_top_k(seeker) for shard in self.shards]
+            candidates += sum(map(len, answers))
+            views.replace(seeker, answers)
         for update in updates:
             for candidate in update.percolated:
                 if candidate.seeker not in recompute:
@@ -172,7 +178,7 @@ class Engine:
             notices += self._notices(announced, left, closures, event)
         for seeker in touched:
             self._update_floor(seeker)
-        return notices
+        return notices, candidates
 
     def _update_floor(self, seeker: SeekerKey) -> None:
         floor = self.views.floor(seeker)

@@ -17,6 +17,7 @@ flushes the producer before it commits an offset.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,10 +27,12 @@ import orjson
 
 from matcher import MatchingConfig
 from matcher.text import default_analyzer
-from schemas import DeadLetter, encode
+from schemas import DeadLetter, MatchEvent, encode
+from streams.health import Progress, consumer_lags, not_ready_because, register_pages
 from streams.intake import Source, route
 from streams.kafka_io import read_to_end
 from streams.merging import Merger
+from streams.metrics import ServiceMetrics
 from streams.settings import Settings
 from streams.sharding import Answer, ShardStage, merge_partition
 from streams.tables import written_through_table
@@ -54,10 +57,12 @@ def public_topics(settings: Settings) -> dict[str, int]:
 def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None = None) -> faust.App:
     config = config or MatchingConfig()
     topics = settings.topics
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{bootstrap}",
         store="memory://",
+        datadir=str(settings.data_dir / settings.app_id),
         autodiscover=False,
         web_enabled=True,
         web_bind=settings.web_host,
@@ -82,6 +87,16 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     answers_table = written_through_table(app, "answers", partitions=settings.merge_partitions)
     shards = ShardStage(book_table, shards=settings.shards, config=config, analyzer=default_analyzer())
     merger = Merger(answers_table, top_k=config.top_k)
+    metrics = ServiceMetrics()
+    progress: Progress = {}
+    sources = {topics.offers, topics.demands, topics.financing, topics.shard_log, topics.answers}
+    topic_of_kind = {"offer": topics.offers, "demand": topics.demands, "financing": topics.financing}
+    register_pages(
+        app,
+        metrics,
+        lambda: not_ready_because(app, shards, topics.shard_log, sources),
+        lambda: consumer_lags(app, sources, progress),
+    )
 
     async def send_answers(batch: Iterable[Answer]) -> None:
         for answer in batch:
@@ -89,10 +104,12 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             await app.producer.send(topics.answers, answer.seeker[1].encode(), answer.to_bytes(), partition, None, None)
 
     async def build_shard(shard: int) -> None:
-        started = datetime.now(UTC)
+        started = time.perf_counter()
         resync = shards.build(shard)
         await send_answers(resync)
-        seconds = (datetime.now(UTC) - started).total_seconds()
+        seconds = time.perf_counter() - started
+        metrics.rebuild_seconds.labels("shard").observe(seconds)
+        metrics.set_book(shard, shards.book_sizes(shard))
         log.info("shard rebuilt", extra={"shard": shard, "seekers": len(resync), "seconds": round(seconds, 3)})
 
     @app.agent(inputs, concurrency=1)
@@ -104,13 +121,15 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             )
             if isinstance(outcome, DeadLetter):
                 await app.producer.send(topics.deadletter, m.key, encode(outcome), None, None, None)
+                metrics.dead_lettered(m.topic, outcome.error_kind)
                 log.info(
                     "dead letter",
                     extra={"topic": m.topic, "offset": m.offset, "error_kind": outcome.error_kind},
                 )
-                continue
-            for shard in range(settings.shards):
-                await app.producer.send(topics.shard_log, outcome.key, outcome.value, shard, None, None)
+            else:
+                for shard in range(settings.shards):
+                    await app.producer.send(topics.shard_log, outcome.key, outcome.value, shard, None, None)
+            progress[(m.topic, m.partition)] = m.offset + 1
 
     @app.agent(shard_log, concurrency=1)
     async def shard(stream: faust.StreamT[bytes]) -> None:
@@ -118,19 +137,42 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             m = event.message
             if not shards.is_built(m.partition):
                 await build_shard(m.partition)
-            await send_answers(shards.apply(m.partition, m.offset, m.key, m.value))
+            step = shards.apply(m.partition, m.offset, m.key, m.value)
+            await send_answers(step.answers)
             await book_table.write_through()
+            progress[(m.topic, m.partition)] = m.offset + 1
+            if m.partition == 0:  # every shard sees every event: count it once
+                metrics.events.labels(topic_of_kind[m.key.decode().split(":", 1)[0]], step.outcome).inc()
+            metrics.engine_seconds.labels(step.trigger).observe(step.engine_seconds)
+            metrics.candidates.labels(step.trigger).observe(step.candidates)
+            metrics.set_book(m.partition, shards.book_sizes(m.partition))
+            log.debug("event applied", extra={"key": m.key.decode(), "shard": m.partition, "outcome": step.outcome})
 
     @app.agent(answers, concurrency=1)
     async def merge(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             m = event.message
             if not merger.is_loaded(m.partition):
+                started = time.perf_counter()
                 emitted = await read_to_end(bootstrap, topics.matches, [m.partition])
                 merger.load(m.partition, (orjson.loads(value) for value in emitted))
+                metrics.rebuild_seconds.labels("merger").observe(time.perf_counter() - started)
             for out in merger.receive(m.partition, orjson.loads(m.value), emitted_at=datetime.now(UTC)):
                 await app.producer.send(topics.matches, out.seeker.id.encode(), encode(out), m.partition, None, None)
+                count_emitted(out)
             await answers_table.write_through()
+            progress[(m.topic, m.partition)] = m.offset + 1
+
+    def count_emitted(out: MatchEvent) -> None:
+        if out.type == "match":
+            metrics.matches.labels(out.kind).inc()
+        else:
+            metrics.revocations.labels(out.kind, out.reason or "superseded").inc()
+        metrics.latency.labels(out.type).observe((out.emitted_at - out.occurred_at).total_seconds())
+        log.debug(
+            "match event",
+            extra={"type": out.type, "match_id": out.match_id, "trigger_event_id": out.trigger_event_id},
+        )
 
     @book_table.on_recover
     async def rebuild_assigned_shards() -> None:
@@ -141,8 +183,10 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     @app.on_partitions_revoked.connect
     async def drop_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         for tp in revoked:
+            progress.pop((tp.topic, tp.partition), None)
             if tp.topic == topics.shard_log:
                 shards.drop(tp.partition)
+                metrics.forget_shard(tp.partition)
             elif tp.topic == topics.answers:
                 merger.drop(tp.partition)
 

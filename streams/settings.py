@@ -5,6 +5,7 @@ Nested groups use ``__``: ``PATENTMATCH_TOPICS__OFFERS=my.offers``.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     """Apache Kafka release the local broker runs (``org.apache.kafka:kafka_2.13``)."""
     cache_dir: Path = Path.home() / ".cache" / "patentmatch"
     """Where the broker jars are kept between runs."""
+    data_dir: Path = Path(tempfile.gettempdir()) / "patentmatch"
+    """Faust's data folder (one per app id below it). The tables live in memory and are recovered from
+    their changelogs, so nothing here needs to survive a restart."""
     topics: Topics = Topics()
     max_record_bytes: int = 1024 * 1024
     dead_letter_value_cap: int = 64 * 1024
@@ -51,3 +55,6 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     commit_interval_s: float = 1.0
+    log_level: str = "INFO"
+    """INFO logs rebuilds, dead letters and faust's own life cycle; DEBUG adds a line per event and per
+    match event (keys and ids only)."""

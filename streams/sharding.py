@@ -14,9 +14,11 @@ repairs what was lost and changes nothing else.
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
+from functools import partial
 
 import orjson
 
@@ -26,9 +28,9 @@ from matcher.engine import Notice, entity_from_event
 from matcher.entities import Demand, Offer
 from matcher.explain import Explanation
 from matcher.text import TextAnalyzer
-from schemas import EVENT_TYPES, InputEvent, Rejection, decode
+from schemas import EVENT_TYPES, BuyerDemand, InputEvent, PatentOffer, Rejection, decode
 
-__all__ = ["Answer", "ShardStage", "merge_partition", "seeker_key"]
+__all__ = ["Answer", "ShardStage", "ShardStep", "merge_partition", "seeker_key", "trigger_kind"]
 
 META = "@"
 
@@ -66,6 +68,26 @@ class Answer:
                 "trigger": list(self.trigger),
             }
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ShardStep:
+    """What applying one shard-log record did: the answers to send, and figures for the metrics."""
+
+    answers: list[Answer]
+    outcome: str
+    trigger: str
+    """offer | buyer_demand | financier | financing_request"""
+    candidates: int
+    engine_seconds: float
+
+
+def trigger_kind(event: InputEvent) -> str:
+    if isinstance(event, PatentOffer):
+        return "offer"
+    if isinstance(event, BuyerDemand):
+        return "financier" if event.intent in ("lend", "invest") else "buyer_demand"
+    return "financing_request"
 
 
 def candidate_to_wire(candidate: Candidate) -> list[object]:
@@ -147,12 +169,21 @@ class ShardStage:
     def is_built(self, shard: int) -> bool:
         return shard in self._engines
 
-    def apply(self, shard: int, offset: int, key: bytes, value: bytes) -> list[Answer]:
+    def apply(self, shard: int, offset: int, key: bytes, value: bytes) -> ShardStep:
         """Apply one shard-log record. The caller builds the shard first (:meth:`build`)."""
         part = self._engines[shard]
         kind = key.decode().split(":", 1)[0]
         event = _decode_trusted(kind, value)
+        began = time.perf_counter()
         result = part.engine.apply(event)
+        engine_seconds = time.perf_counter() - began
+        step = partial(
+            ShardStep,
+            outcome=result.outcome,
+            trigger=trigger_kind(event),
+            candidates=result.candidates,
+            engine_seconds=engine_seconds,
+        )
         trigger = (event.event_id, event.occurred_at.isoformat())
         if result.outcome == "accepted":
             self.store[f"{shard}|{key.decode()}"] = value
@@ -160,14 +191,19 @@ class ShardStage:
             {"offset": offset, "watermark": part.engine.shards[0].book.watermark, "trigger": trigger}
         )
         if not result.notices:
-            return []
+            return step([])
         part.remember(result.notices)
         left: dict[SeekerKey, dict[str, str]] = {}
         for notice in result.notices:
             reasons = left.setdefault(notice.candidate.seeker, {})
             if notice.type == "revoke" and notice.reason is not None:
                 reasons[notice.candidate.match_id] = notice.reason
-        return [part.answer(seeker, offset, reasons, trigger) for seeker, reasons in sorted(left.items())]
+        answers = [part.answer(seeker, offset, reasons, trigger) for seeker, reasons in sorted(left.items())]
+        return step(answers)
+
+    def book_sizes(self, shard: int) -> dict[str, int]:
+        """Open entries by side in one built shard (offers: the ones this shard owns)."""
+        return self._engines[shard].engine.sizes()
 
     def build(self, shard: int) -> list[Answer]:
         """Rebuild the shard's engine from the table, silently, and return the resync: an answer for

@@ -23,9 +23,12 @@ class WorkerProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     web_port: int
+    stopped: bool = False
+    """Stopped on purpose (by :meth:`stop`), as opposed to died."""
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60.0) -> int:
         """Send ``sig`` and wait for the process to end (SIGKILL if it will not); returns its exit code."""
+        self.stopped = True
         if self.process.poll() is None:
             self.process.send_signal(sig)
             try:
@@ -34,6 +37,11 @@ class WorkerProcess:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
+
+    @property
+    def died(self) -> bool:
+        """Ended without being asked to."""
+        return not self.stopped and self.process.poll() is not None
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]

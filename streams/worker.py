@@ -2,11 +2,17 @@
 
 SIGTERM and Ctrl-C stop it gracefully (faust commits what it has processed); a SIGKILL loses nothing
 either, since what was not committed is read again.
+
+On a terminal the log is faust's coloured text; otherwise (a container, a log collector) it is JSON
+lines, one object per record with the structured fields the code passes (event keys, match ids, error
+kinds, offsets) — never an event's payload.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
+from typing import Any
 
 import faust
 
@@ -14,7 +20,24 @@ from streams.kafka_io import ensure_topics
 from streams.service import build_app, public_topics
 from streams.settings import Settings
 
-__all__ = ["run_worker"]
+__all__ = ["json_logging_config", "run_worker"]
+
+
+def json_logging_config(level: str = "INFO") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` that writes JSON lines to standard output."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            }
+        },
+        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "root": {"level": level, "handlers": ["default"]},
+    }
 
 
 def run_worker(settings: Settings, bootstrap: str) -> None:
@@ -22,5 +45,6 @@ def run_worker(settings: Settings, bootstrap: str) -> None:
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(bootstrap, public_topics(settings)))
     app = build_app(settings, bootstrap)
-    worker = faust.Worker(app, loop=loop, loglevel="info", quiet=True)
+    logging_config = None if sys.stdout.isatty() else json_logging_config(settings.log_level)
+    worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, quiet=True, logging_config=logging_config)
     worker.execute_from_commandline()

@@ -11,6 +11,7 @@ import pytest
 
 from streams.localkafka import LocalKafka
 from streams.settings import Settings
+from streams.supervision import Deployment
 
 _broker_lines: list[str] = []
 
@@ -44,3 +45,13 @@ def kafka_bootstrap() -> Iterator[str]:
 def topic_prefix() -> str:
     """A prefix that gives each test its own topics on the shared broker."""
     return f"it-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def deployment(kafka_bootstrap: str) -> Iterator[Deployment]:
+    """An app with its own topics on the session's broker; its workers are stopped afterwards."""
+    dep = Deployment(kafka_bootstrap)
+    try:
+        yield dep
+    finally:
+        dep.stop_all()

@@ -55,11 +55,15 @@ async def dead_letters(dep: Deployment) -> list[dict[str, Any]]:
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float, dep: Deployment) -> None:
-    """Poll ``check`` until it holds; fail with the workers' log tails after ``timeout_s``."""
+    """Poll ``check`` until it holds; fail with the workers' log tails after ``timeout_s``, or at once
+    when a worker dies."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if await check():
             return
+        if any(w.died for w in dep.workers):
+            tails = "\n---\n".join(w.log_tail() for w in dep.workers if w.died)
+            raise AssertionError(f"a worker died; its log:\n{tails}")
         await asyncio.sleep(0.5)
     tails = "\n---\n".join(w.log_tail() for w in dep.workers)
     raise AssertionError(f"not reached within {timeout_s}s; worker logs:\n{tails}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -25,15 +24,6 @@ from tests.service_helpers import (
     records_of,
     settle_on_oracle,
 )
-
-
-@pytest.fixture
-def deployment(kafka_bootstrap: str) -> Iterator[Deployment]:
-    dep = Deployment(kafka_bootstrap)
-    try:
-        yield dep
-    finally:
-        dep.stop_all()
 
 
 def by_pair(events: list[dict[str, object]]) -> dict[tuple[str, str], list[MatchEvent]]:

@@ -38,7 +38,7 @@ def run_stages(documents: list[dict[str, object]]) -> tuple[list[ShardStage], Me
         stage.build(shard)
     for offset, (key, value) in enumerate(shard_log(documents)):
         for shard, stage in enumerate(stages):
-            out += deliver(merger, stage.apply(shard, offset, key, value))
+            out += deliver(merger, stage.apply(shard, offset, key, value).answers)
     return stages, merger, out
 
 

@@ -1,0 +1,118 @@
+"""The worker's Prometheus metrics: one registry per app, served at ``/metrics`` on the web port.
+
+Every worker of a scaled-out app exposes its own figures; Prometheus sums them. Names follow the
+Prometheus conventions (``_total`` counters, ``_seconds`` histograms, base units). The README lists
+each metric with what it tells an operator; a test checks the dashboard uses only these names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["ServiceMetrics"]
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400)
+ENGINE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+CANDIDATE_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
+BOOK_SIDES = ("offers", "buyer_demands", "financier_demands", "financing_requests")
+REBUILD_BUCKETS = (0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events = Counter(
+            "patentmatch_events",
+            "Input events by source topic and outcome (accepted, stale, duplicate, dead_lettered)",
+            ["topic", "outcome"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "patentmatch_dead_letters",
+            "Records sent to the dead-letter topic, by error kind",
+            ["error_kind"],
+            registry=r,
+        )
+        self.matches = Counter("patentmatch_matches", "Match events emitted, by kind", ["kind"], registry=r)
+        self.revocations = Counter(
+            "patentmatch_revocations", "Revoke events emitted, by kind and reason", ["kind", "reason"], registry=r
+        )
+        self.book = Gauge(
+            "patentmatch_book_entries",
+            "Open entries in each shard this worker holds, by side (offers: the shard's own)",
+            ["shard", "side"],
+            registry=r,
+        )
+        self.candidates = Histogram(
+            "patentmatch_trigger_candidates",
+            "Candidates one trigger built in one shard",
+            ["trigger"],
+            buckets=CANDIDATE_BUCKETS,
+            registry=r,
+        )
+        self.engine_seconds = Histogram(
+            "patentmatch_engine_seconds",
+            "Engine time for one trigger in one shard",
+            ["trigger"],
+            buckets=ENGINE_BUCKETS,
+            registry=r,
+        )
+        self.latency = Histogram(
+            "patentmatch_event_to_match_seconds",
+            "From the trigger's occurred_at to the match or revoke event being emitted",
+            ["type"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lag = Gauge(
+            "patentmatch_consumer_lag",
+            "Records not yet processed, per source partition this worker consumes (set when scraped)",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.rebuild_seconds = Histogram(
+            "patentmatch_rebuild_seconds",
+            "Rebuilding state after recovery or rebalance: a shard's engine, a merger partition's emitted state",
+            ["stage"],
+            buckets=REBUILD_BUCKETS,
+            registry=r,
+        )
+        self.ready = Gauge("patentmatch_ready", "1 when the worker is recovered, assigned and consuming", registry=r)
+
+    def dead_lettered(self, topic: str, error_kind: str) -> None:
+        self.events.labels(topic, "dead_lettered").inc()
+        self.dead_letters.labels(error_kind).inc()
+
+    def set_book(self, shard: int, sizes: Mapping[str, int]) -> None:
+        for side, size in sizes.items():
+            self.book.labels(str(shard), side).set(size)
+
+    def forget_shard(self, shard: int) -> None:
+        """A shard moved to another worker: stop reporting its book here."""
+        for side in BOOK_SIDES:
+            with contextlib.suppress(KeyError):  # never reported here
+                self.book.remove(str(shard), side)
+
+    def set_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
+        self.lag.clear()
+        for (topic, partition), lag in lags.items():
+            self.lag.labels(topic, str(partition)).set(lag)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def names(self) -> set[str]:
+        """Every sample name this registry can export (``_bucket``, ``_count``, ``_sum``, ``_total`` …)."""
+        names = set()
+        for family in self.registry.collect():
+            names.add(family.name)
+            names |= {sample.name for sample in family.samples}
+            if family.type == "counter":
+                names.add(family.name + "_total")
+            if family.type == "histogram":
+                names |= {family.name + suffix for suffix in ("_bucket", "_count", "_sum")}
+        return names

@@ -1,0 +1,111 @@
+"""What operators see, on the real broker: /metrics counts what the worker did, /ready waits for recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from matcher import Engine
+from matcher.market import Market
+from schemas import BuyerDemand, PatentOffer
+from streams.supervision import Deployment, WorkerProcess
+from tests.service_helpers import eventually, market_events, market_records, matches, prepare, publish, settle_on_oracle
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def get(worker: WorkerProcess, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+async def scrape(worker: WorkerProcess) -> Samples:
+    status, text = await asyncio.to_thread(get, worker, "/metrics")
+    assert status == 200
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
+
+
+async def test_metrics_count_what_the_worker_did_and_ready_waits_for_recovery(deployment: Deployment) -> None:
+    await prepare(deployment)
+    worker = deployment.start_worker()
+    documents = Market(5).lifecycle(300, expiring=0.1)
+    events = market_events(documents)
+    t = deployment.topics
+    bad = (t.offers, b"broken", b'{"offer_id": "o-broken", "patents": [')
+    await publish(deployment, [*await market_records(deployment, documents), bad])
+    await settle_on_oracle(deployment, events, timeout_s=180)
+
+    engine = Engine()
+    outcomes: Counter[tuple[str, str]] = Counter()
+    for event in events:
+        topic = {PatentOffer: t.offers, BuyerDemand: t.demands}.get(type(event), t.financing)
+        outcomes[(topic, engine.apply(event).outcome)] += 1
+    applied = len(events) * deployment.shards
+
+    async def every_event_applied() -> bool:
+        return total(await scrape(worker), "patentmatch_engine_seconds_count") == applied
+
+    await eventually(every_event_applied, timeout_s=60, dep=deployment)
+    samples = await scrape(worker)
+    emitted = await matches(deployment)
+
+    for (topic, outcome), count in outcomes.items():
+        assert total(samples, "patentmatch_events_total", topic=topic, outcome=outcome) == count, (topic, outcome)
+    assert total(samples, "patentmatch_events_total", topic=t.offers, outcome="dead_lettered") == 1
+    assert total(samples, "patentmatch_dead_letters_total") == total(
+        samples, "patentmatch_dead_letters_total", error_kind="decode"
+    ) == 1
+    for kind, count in Counter(e["kind"] for e in emitted if e["type"] == "match").items():
+        assert total(samples, "patentmatch_matches_total", kind=kind) == count
+    for (kind, reason), count in Counter((e["kind"], e["reason"]) for e in emitted if e["type"] == "revoke").items():
+        assert total(samples, "patentmatch_revocations_total", kind=kind, reason=reason) == count
+    assert total(samples, "patentmatch_event_to_match_seconds_count") == len(emitted)
+    assert total(samples, "patentmatch_trigger_candidates_count") == applied
+    assert total(samples, "patentmatch_trigger_candidates_sum") > 0
+    sizes = engine.sizes()
+    assert total(samples, "patentmatch_book_entries", side="offers") == sizes["offers"]
+    assert total(samples, "patentmatch_book_entries", shard="0", side="buyer_demands") == sizes["buyer_demands"]
+    assert total(samples, "patentmatch_rebuild_seconds_count", stage="shard") == deployment.shards
+    assert total(samples, "patentmatch_rebuild_seconds_count", stage="merger") == deployment.merge_partitions
+    assert total(samples, "patentmatch_consumer_lag") == 0
+    assert {ls for (n, ls) in samples if n == "patentmatch_consumer_lag"}, "lag is reported per partition"
+    assert total(samples, "patentmatch_ready") == 1
+
+    # A restarted worker answers /health at once, but /ready only once the book is recovered.
+    worker.stop()
+    restarted = deployment.start_worker()
+    seen: list[tuple[int, str]] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            status, body = await asyncio.to_thread(get, restarted, "/ready")
+        except (ConnectionError, urllib.error.URLError):
+            await asyncio.sleep(0.1)
+            continue
+        seen.append((status, body))
+        if status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert seen and seen[-1][0] == 200, seen[-3:]
+    assert seen[0][0] == 503 and '"reasons":["' in seen[0][1].replace(" ", ""), seen[0]
+    assert (await asyncio.to_thread(get, restarted, "/health"))[0] == 200
+    recovered = await scrape(restarted)
+    assert total(recovered, "patentmatch_rebuild_seconds_count", stage="shard") == deployment.shards
+    assert total(recovered, "patentmatch_book_entries", side="offers") == sizes["offers"]
