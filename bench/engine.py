@@ -3,9 +3,10 @@
     python -m bench.engine --size 100000
 
 Builds the book from the seeded market generator (loaded without matching), then applies fresh
-offers, buyer demands and financing requests one at a time through the full engine path (conversion
-of the event, indexes, scoring, views, explanations) and prints one JSON object. The baseline is the
-obvious matcher: score the demand against every offer in the book with the scalar definition.
+offers, buyer demands, financing requests and lenders/investors (``financier_*``) one at a time
+through the full engine path (conversion of the event, indexes, scoring, views, explanations) and
+prints one JSON object. The baseline is the obvious matcher: score the demand against every offer
+in the book with the scalar definition.
 """
 
 from __future__ import annotations
@@ -87,8 +88,13 @@ def run(size: int, triggers: int, scans: int, seed: int, views: bool) -> dict[st
     seekers = engine.rebuild_views() if views else 0
     views_s = time.perf_counter() - began
 
-    latencies: dict[str, list[float]] = {"offer": [], "demand": [], "financing": []}
-    makers = {"offer": market.offer, "demand": market.buyer, "financing": market.request}
+    latencies: dict[str, list[float]] = {"offer": [], "demand": [], "financing": [], "financier": []}
+    makers = {
+        "offer": market.offer,
+        "demand": market.buyer,
+        "financing": market.request,
+        "financier": market.financier,
+    }
     notices = 0
     for _ in range(triggers):
         for kind, make in makers.items():

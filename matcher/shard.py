@@ -24,6 +24,7 @@ from matcher.config import MatchingConfig
 from matcher.entities import Demand, Offer, Request
 from matcher.financing import INTENT_FOR, Collateral, Registry, resolve, served
 from matcher.index import DocIndex, QueryIndex, territory_words
+from matcher.scoring import financier_fits_bridge
 from matcher.store import FloatArray, IntArray, Interner
 from matcher.text import TextAnalyzer, saturate
 from matcher.vector import INVEST, LEND, PairScores, financing_scores, transaction_scores
@@ -31,6 +32,7 @@ from matcher.vector import INVEST, LEND, PairScores, financing_scores, transacti
 __all__ = ["Shard", "ShardUpdate"]
 
 NAN = float("nan")
+GAP_PAIR_CAP = 256
 OFFER_COLUMNS = {
     "party": np.int64,
     "region": np.int64,
@@ -124,6 +126,12 @@ class Shard:
         self.requests = DocIndex(REQUEST_COLUMNS)
         self.pending: dict[str, Request] = {}
         self._requests_by_number: dict[str, set[str]] = {}
+        # Per buyer demand, its gap pairs (price over budget: a financier must bridge) that could enter
+        # its local top K: offer id → (offer version, gap, score). A new lender or investor is matched
+        # against these instead of recomputing the demand. Past GAP_PAIR_CAP a demand is marked
+        # overflowing and a financier that might bridge it recomputes it instead.
+        self._gap_pairs: dict[str, dict[str, tuple[int, float, float]]] = {}
+        self._gap_overflow: set[str] = set()
 
     # ---- ownership -------------------------------------------------------------------------------
     def owns_offer(self, offer_id: str) -> bool:
@@ -182,7 +190,12 @@ class Shard:
                     territories=entity.territories,
                     query=entity.query,
                 )
-                update.recompute |= {("demand", d) for d in self._bridgeable_by(entity)}
+                if percolate:
+                    for demand_id in sorted(self._bridgeable_by(entity)):
+                        if demand_id in self._gap_overflow:
+                            update.recompute.add(("demand", demand_id))
+                        else:
+                            update.percolated.extend(self._bridges_through(entity, demand_id))
                 if self.answers_financing and percolate:
                     update.percolated.extend(self._percolate_financier(entity))
             else:
@@ -211,6 +224,8 @@ class Shard:
                 self.financiers.remove(entity.id)
             else:
                 self.buyers.remove(entity.id)
+                self._gap_pairs.pop(entity.id, None)
+                self._gap_overflow.discard(entity.id)
             return set()
         if self.answers_financing:
             self.requests.remove(entity.id)
@@ -359,6 +374,38 @@ class Shard:
             hit = table.alive[:size] & (low <= financier.budget_max_cny) & (high >= (financier.budget_min_cny or 0.0))
         return set(self.buyers.ids(np.flatnonzero(hit)))
 
+    def _note_gap_pair(self, demand_id: str, offer: Offer, gap: float, score: float) -> None:
+        if demand_id in self._gap_overflow:
+            return
+        pairs = self._gap_pairs.setdefault(demand_id, {})
+        if offer.id not in pairs and len(pairs) >= GAP_PAIR_CAP:
+            self._gap_overflow.add(demand_id)
+            del self._gap_pairs[demand_id]
+            return
+        pairs[offer.id] = (offer.version, gap, score)
+
+    def _bridges_through(self, financier: Demand, demand_id: str) -> list[Candidate]:
+        """The bridges of one demand that a new financier now finances best: pairs it fits whose best
+        financier is now this one (newly bridged, or taken over from a farther or larger-id one)."""
+        pairs = self._gap_pairs.get(demand_id)
+        if not pairs:
+            return []
+        demand: Demand = self.buyers.entities[demand_id]
+        floor = float(self.buyers.table.cols["floor"][self.buyers.table.slot_of[demand_id]])
+        threshold = max(self.config.min_score, floor)
+        out = []
+        for offer_id, (version, gap, score) in sorted(pairs.items()):
+            offer: Offer | None = self.offers.entities.get(offer_id)
+            if score < threshold or offer is None or offer.version != version:
+                continue
+            if not financier_fits_bridge(financier, demand, offer, gap):
+                continue
+            best = self._best_financier(demand, offer, gap)
+            if best is not None and best.id == financier.id:
+                ids = ("demand", demand.id, demand.version, "offer", offer.id, offer.version)
+                out.append(Candidate("bridge", *ids, financier.id, financier.version, score))  # type: ignore[arg-type]
+        return out
+
     def _widen_gaps(self, demand_id: str, gap: float) -> None:
         slot = self.buyers.table.slot_of[demand_id]
         cols = self.buyers.table.cols
@@ -399,6 +446,7 @@ class Shard:
             )
         gap = float(scores.gap_cny[row])
         self._widen_gaps(demand.id, gap)
+        self._note_gap_pair(demand.id, offer, gap, score)
         financier = self._best_financier(demand, offer, gap)
         if financier is None:
             return None
@@ -430,6 +478,9 @@ class Shard:
         )
         eligible = scores.ok & (scores.score >= self.config.min_score)
         self._set_gaps(demand.id, scores.gap_cny[eligible & scores.gap])
+        # Rebuilt from the rows ranked below: those _best_first reaches are the ones that matter.
+        self._gap_pairs[demand.id] = {}
+        self._gap_overflow.discard(demand.id)
         rows = np.flatnonzero(eligible)
         ids = self.offers.table.ids
         return self._best_first(

@@ -94,8 +94,9 @@ class Views:
         seeker = candidate.seeker
         members = self._lists.get(seeker, [])
         complete = self._complete.get(seeker, True)
-        if any(c.match_id == candidate.match_id for c in members):
-            members = [c for c in members if c.match_id != candidate.match_id]
+        if any(c.counterpart_id == candidate.counterpart_id for c in members):
+            # The newer candidate for a counterpart replaces the older (a bridge's financier changes).
+            members = [c for c in members if c.counterpart_id != candidate.counterpart_id]
         elif not complete and members and candidate.order >= members[-1].order:
             return
         self._touch(seeker)

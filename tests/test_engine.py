@@ -208,6 +208,19 @@ def test_a_lender_arriving_later_creates_the_bridge_and_leaving_revokes_it() -> 
     assert only(notices, "revoke").reason == "withdrawn" and pairs(engine) == set()
 
 
+@pytest.mark.parametrize("shards", [1, 2])
+def test_a_nearer_lender_arriving_later_takes_the_bridge_over(shards: int) -> None:
+    far = lender("bank0", buyer={"party_id": "bank-sh", "name": "上海银行", "kind": "bank", "region": "CN-SH"})
+    engine, _ = run(offer(asking_price={"amount": "6000000", "currency": "CNY"}), far, demand(minute=5), shards=shards)
+    assert pairs(engine) == {("bridge", "d1", "o1", "bank0")}
+    notices = engine.apply(lender("bank9", minute=10)).notices  # in the buyer's own region: nearer
+    assert pairs(engine) == {("bridge", "d1", "o1", "bank9")}
+    assert only(notices, "revoke").reason == "superseded" and only(notices).candidate.financier_id == "bank9"
+    # One farther still changes nothing.
+    farther = lender("bank1", minute=11, buyer={"party_id": "bank-hk", "name": "HK", "kind": "bank", "region": "HK"})
+    assert engine.apply(farther).notices == [] and pairs(engine) == {("bridge", "d1", "o1", "bank9")}
+
+
 def test_withdrawal_revokes() -> None:
     engine, _ = run(offer(), demand())
     notices = engine.apply(offer(minute=5, version=2, status="withdrawn")).notices
