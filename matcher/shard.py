@@ -12,9 +12,9 @@ same everywhere) but indexes only the offers it owns; financing requests are ans
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -127,10 +127,10 @@ class Shard:
         self.pending: dict[str, Request] = {}
         self._requests_by_number: dict[str, set[str]] = {}
         # Per buyer demand, its gap pairs (price over budget: a financier must bridge) that could enter
-        # its local top K: offer id → (offer version, gap, score). A new lender or investor is matched
-        # against these instead of recomputing the demand. Past GAP_PAIR_CAP a demand is marked
-        # overflowing and a financier that might bridge it recomputes it instead.
-        self._gap_pairs: dict[str, dict[str, tuple[int, float, float]]] = {}
+        # its local top K: offer id → GapPair. A new lender or investor is matched against these
+        # instead of recomputing the demand. Past GAP_PAIR_CAP a demand is marked overflowing and a
+        # financier that might bridge it recomputes it instead.
+        self._gap_pairs: dict[str, dict[str, GapPair]] = {}
         self._gap_overflow: set[str] = set()
 
     # ---- ownership -------------------------------------------------------------------------------
@@ -191,11 +191,9 @@ class Shard:
                     query=entity.query,
                 )
                 if percolate:
-                    for demand_id in sorted(self._bridgeable_by(entity)):
-                        if demand_id in self._gap_overflow:
-                            update.recompute.add(("demand", demand_id))
-                        else:
-                            update.percolated.extend(self._bridges_through(entity, demand_id))
+                    bridgeable = sorted(self._bridgeable_by(entity))
+                    update.recompute |= {("demand", d) for d in bridgeable if d in self._gap_overflow}
+                    update.percolated.extend(self._bridges_through(entity, bridgeable))
                 if self.answers_financing and percolate:
                     update.percolated.extend(self._percolate_financier(entity))
             else:
@@ -339,8 +337,11 @@ class Shard:
         return {name: index.table.cols[name][slots] for name in columns}
 
     # ---- transactions and bridges ------------------------------------------------------------------
-    def _best_financier(self, buyer: Demand, offer: Offer, gap: float) -> Demand | None:
-        slots = self.financiers.table.live_slots()
+    def _best_financier(
+        self, buyer: Demand, offer: Offer, gap: float, among: IntArray | None = None
+    ) -> Demand | None:
+        """The financier that bridges ``gap`` for this pair, if any (of the slots ``among``, or of all)."""
+        slots = self.financiers.table.live_slots() if among is None else among
         if not len(slots):
             return None
         f = self._rows(self.financiers, FINANCIER_COLUMNS, slots)
@@ -354,8 +355,7 @@ class Shard:
             ok &= ~limits | (~np.isnan(value) & (gap / value <= f["max_ltv"]))
         # Best = nearest to the buyer (same region, then country), then smallest id; the served-regions
         # check runs in that order, only until one passes.
-        where = self._where(buyer.region)
-        nearness = np.where(f["region"] == where["region"], 2, np.where(f["country"] == where["country"], 1, 0))
+        nearness = self._nearness(f["region"], f["country"], buyer.region)
         for level in (2, 1, 0):
             tier = slots[ok & (nearness == level)]
             for financier_id in sorted(self.financiers.ids(tier)):
@@ -363,6 +363,11 @@ class Shard:
                 if served(financier, buyer.region):
                     return financier
         return None
+
+    def _nearness(self, regions: IntArray, countries: IntArray, region: str) -> IntArray:
+        """2 in the same region as ``region``, 1 in the same country, 0 elsewhere (interned ids)."""
+        where = self._where(region)
+        return np.where(regions == where["region"], 2, np.where(countries == where["country"], 1, 0))
 
     def _bridgeable_by(self, financier: Demand) -> set[str]:
         if not financier.budget_rate_known or financier.budget_max_cny is None:
@@ -374,7 +379,7 @@ class Shard:
             hit = table.alive[:size] & (low <= financier.budget_max_cny) & (high >= (financier.budget_min_cny or 0.0))
         return set(self.buyers.ids(np.flatnonzero(hit)))
 
-    def _note_gap_pair(self, demand_id: str, offer: Offer, gap: float, score: float) -> None:
+    def _note_gap_pair(self, demand_id: str, offer: Offer, gap: float, score: float, best: Demand | None) -> None:
         if demand_id in self._gap_overflow:
             return
         pairs = self._gap_pairs.setdefault(demand_id, {})
@@ -382,29 +387,50 @@ class Shard:
             self._gap_overflow.add(demand_id)
             del self._gap_pairs[demand_id]
             return
-        pairs[offer.id] = (offer.version, gap, score)
+        pairs[offer.id] = GapPair(offer.version, gap, score, best.id if best else None, best.version if best else 0)
 
-    def _bridges_through(self, financier: Demand, demand_id: str) -> list[Candidate]:
-        """The bridges of one demand that a new financier now finances best: pairs it fits whose best
-        financier is now this one (newly bridged, or taken over from a farther or larger-id one)."""
-        pairs = self._gap_pairs.get(demand_id)
-        if not pairs:
-            return []
-        demand: Demand = self.buyers.entities[demand_id]
-        floor = float(self.buyers.table.cols["floor"][self.buyers.table.slot_of[demand_id]])
-        threshold = max(self.config.min_score, floor)
+    def _bridges_through(self, financier: Demand, demand_ids: Iterable[str]) -> list[Candidate]:
+        """The bridges a new financier now finances best: remembered gap pairs of these demands that it
+        fits, where no financier ranked above it for that buyer fits too (newly bridged pairs, or
+        pairs taken over from a farther or larger-id financier)."""
+        slots = self.financiers.table.live_slots()
+        cols = self.financiers.table.cols
+        regions, countries = cols["region"][slots], cols["country"][slots]
+        smaller_id = np.asarray(self.financiers.ids(slots)) < financier.id
         out = []
-        for offer_id, (version, gap, score) in sorted(pairs.items()):
-            offer: Offer | None = self.offers.entities.get(offer_id)
-            if score < threshold or offer is None or offer.version != version:
+        for demand_id in demand_ids:
+            pairs = self._gap_pairs.get(demand_id)
+            if not pairs:
                 continue
-            if not financier_fits_bridge(financier, demand, offer, gap):
-                continue
-            best = self._best_financier(demand, offer, gap)
-            if best is not None and best.id == financier.id:
-                ids = ("demand", demand.id, demand.version, "offer", offer.id, offer.version)
-                out.append(Candidate("bridge", *ids, financier.id, financier.version, score))  # type: ignore[arg-type]
+            demand: Demand = self.buyers.entities[demand_id]
+            own = _near(financier, financier.version, demand)
+            ranked_above: IntArray | None = None  # the financiers ranked above the newcomer, when needed
+            floor = float(self.buyers.table.cols["floor"][self.buyers.table.slot_of[demand_id]])
+            threshold = max(self.config.min_score, floor)
+            for offer_id, pair in sorted(pairs.items()):
+                offer: Offer | None = self.offers.entities.get(offer_id)
+                if pair.score < threshold or offer is None or offer.version != pair.offer_version:
+                    continue
+                if not financier_fits_bridge(financier, demand, offer, pair.gap):
+                    continue
+                if self._hint_ranks_above(pair, financier, own, demand):
+                    continue
+                if ranked_above is None:
+                    nearness = self._nearness(regions, countries, demand.region)
+                    ranked_above = slots[(nearness > own) | ((nearness == own) & smaller_id)]
+                if self._best_financier(demand, offer, pair.gap, among=ranked_above) is None:
+                    pairs[offer_id] = pair._replace(best_id=financier.id, best_version=financier.version)
+                    ids = ("demand", demand.id, demand.version, "offer", offer.id, offer.version)
+                    out.append(Candidate("bridge", *ids, financier.id, financier.version, pair.score))  # type: ignore[arg-type]
         return out
+
+    def _hint_ranks_above(self, pair: GapPair, financier: Demand, own: int, buyer: Demand) -> bool:
+        """Does the pair's last known best financier, still open in that version (so it still fits the
+        unchanged pair), rank above ``financier`` for this buyer? Then the newcomer changes nothing."""
+        if pair.best_id is None:
+            return False
+        near = _near(self.financiers.entities.get(pair.best_id), pair.best_version, buyer)
+        return near > own or (near == own and pair.best_id < financier.id)
 
     def _widen_gaps(self, demand_id: str, gap: float) -> None:
         slot = self.buyers.table.slot_of[demand_id]
@@ -446,8 +472,8 @@ class Shard:
             )
         gap = float(scores.gap_cny[row])
         self._widen_gaps(demand.id, gap)
-        self._note_gap_pair(demand.id, offer, gap, score)
         financier = self._best_financier(demand, offer, gap)
+        self._note_gap_pair(demand.id, offer, gap, score, financier)
         if financier is None:
             return None
         return Candidate(
@@ -609,6 +635,25 @@ class Shard:
             "financier_demands": len(self.financiers),
             "financing_requests": len(self.requests) + len(self.pending),
         }
+
+
+class GapPair(NamedTuple):
+    offer_version: int
+    gap: float
+    score: float
+    best_id: str | None
+    """The financier that bridged it when last computed (a hint: it may have left since)."""
+    best_version: int
+
+
+def _near(financier: Demand | None, version: int, buyer: Demand) -> int:
+    """2 in the buyer's region, 1 in its country, 0 elsewhere; -1 for a financier no longer open in
+    that version (it ranks below any)."""
+    if financier is None or financier.version != version:
+        return -1
+    if financier.region == buyer.region:
+        return 2
+    return 1 if financier.region[:2] == buyer.region[:2] else 0
 
 
 def _scalars(values: dict[str, Any]) -> dict[str, Any]:
