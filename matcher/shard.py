@@ -337,9 +337,7 @@ class Shard:
         return {name: index.table.cols[name][slots] for name in columns}
 
     # ---- transactions and bridges ------------------------------------------------------------------
-    def _best_financier(
-        self, buyer: Demand, offer: Offer, gap: float, among: IntArray | None = None
-    ) -> Demand | None:
+    def _best_financier(self, buyer: Demand, offer: Offer, gap: float, among: IntArray | None = None) -> Demand | None:
         """The financier that bridges ``gap`` for this pair, if any (of the slots ``among``, or of all)."""
         slots = self.financiers.table.live_slots() if among is None else among
         if not len(slots):

@@ -28,14 +28,22 @@ async def create_topics(bootstrap: str, names: Iterable[str], *, partitions: int
     await ensure_topics(bootstrap, dict.fromkeys(names, partitions))
 
 
-async def ensure_topics(bootstrap: str, partitions_by_topic: dict[str, int]) -> None:
-    """Create the missing topics with their partition counts, and refuse to go on if an existing
-    one has another count (the service addresses partitions explicitly)."""
+async def ensure_topics(
+    bootstrap: str, partitions_by_topic: dict[str, int], *, configs: dict[str, dict[str, str]] | None = None
+) -> None:
+    """Create the missing topics with their partition counts (and ``configs`` by topic name), and
+    refuse to go on if an existing one has another count (the service addresses partitions
+    explicitly). Returns once every topic is described with its partitions."""
+    configs = configs or {}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(n, p, 1) for n, p in partitions_by_topic.items() if n not in existing]
+        missing = [
+            NewTopic(name, count, 1, topic_configs=configs.get(name, {}))
+            for name, count in partitions_by_topic.items()
+            if name not in existing
+        ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)

@@ -37,7 +37,7 @@ from streams.settings import Settings
 from streams.sharding import Answer, ShardStage, merge_partition
 from streams.tables import written_through_table
 
-__all__ = ["build_app", "public_topics"]
+__all__ = ["build_app", "internal_topics", "public_topics"]
 
 log = logging.getLogger("patentmatch.service")
 
@@ -52,6 +52,19 @@ def public_topics(settings: Settings) -> dict[str, int]:
         t.matches: settings.merge_partitions,
         t.deadletter: 1,
     }
+
+
+def internal_topics(settings: Settings) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+    """The app's own topics with their partition counts, and the configs of the compacted ones.
+
+    The worker creates them before faust starts: when faust creates them itself, its consumer may
+    subscribe before the broker's metadata lists them, and the assignor then ignores the topic for
+    good ("Ignoring missing topic") — measured here as a worker that never received a shard."""
+    t, app_id = settings.topics, settings.app_id
+    changelogs = {f"{app_id}-book-changelog": settings.shards, f"{app_id}-answers-changelog": settings.merge_partitions}
+    partitions = {t.shard_log: settings.shards, t.answers: settings.merge_partitions, **changelogs}
+    partitions[f"{app_id}-__assignor-__leader"] = 1
+    return partitions, {name: {"cleanup.policy": "compact"} for name in changelogs}
 
 
 def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None = None) -> faust.App:
@@ -70,6 +83,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         web_port=settings.web_port,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=settings.commit_interval_s,
+        broker_session_timeout=settings.session_timeout_s,
         table_standby_replicas=0,
         topic_replication_factor=1,
         producer_acks=-1,

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     commit_interval_s: float = 1.0
+    session_timeout_s: float = 60.0
+    """How long the group waits for a worker that stopped answering (killed, partitioned) before its
+    partitions move to the others: the failover time after a crash. Heartbeats come from a thread of
+    their own, so a busy event loop does not count as silence; the broker allows 6–300 s by default."""
     log_level: str = "INFO"
     """INFO logs rebuilds, dead letters and faust's own life cycle; DEBUG adds a line per event and per
     match event (keys and ids only)."""

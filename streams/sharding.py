@@ -113,9 +113,14 @@ def _explanation_to_wire(explanation: Explanation) -> dict[str, object]:
 class _PartitionEngine:
     """The engine of one shard, and the explanations of its current members."""
 
-    def __init__(self, engine: Engine, shard: int) -> None:
+    def __init__(self, engine: Engine, shard: int, applied_through: int = -1) -> None:
         self.engine = engine
         self.shard = shard
+        self.applied_through = applied_through
+        """The highest shard-log offset whose effects the book holds. After a restart the worker reads
+        again from the committed offset, which may be lower: those events change nothing, and this
+        must not move back with them, or a later resync would carry a tag older than answers the
+        merger already holds, and be ignored."""
         self._explained: dict[str, tuple[Candidate, dict[str, object]]] = {}
 
     def answer(self, seeker: SeekerKey, tag: int, left: dict[str, str], trigger: tuple[str, str]) -> Answer:
@@ -187,8 +192,9 @@ class ShardStage:
         trigger = (event.event_id, event.occurred_at.isoformat())
         if result.outcome == "accepted":
             self.store[f"{shard}|{key.decode()}"] = value
+        part.applied_through = max(part.applied_through, offset)
         self.store[f"{shard}|{META}"] = orjson.dumps(
-            {"offset": offset, "watermark": part.engine.shards[0].book.watermark, "trigger": trigger}
+            {"offset": part.applied_through, "watermark": part.engine.shards[0].book.watermark, "trigger": trigger}
         )
         if not result.notices:
             return step([])
@@ -209,12 +215,12 @@ class ShardStage:
         """Rebuild the shard's engine from the table, silently, and return the resync: an answer for
         every seeker the shard has stored (empty, with the reason, for those no longer open)."""
         engine = Engine(self.config, self.analyzer, shards=self.shards, only_shard=shard)
-        part = _PartitionEngine(engine, shard)
-        self._engines[shard] = part
         meta_raw = self.store.get(f"{shard}|{META}")
-        if meta_raw is None:
+        meta = orjson.loads(meta_raw) if meta_raw is not None else None
+        part = _PartitionEngine(engine, shard, applied_through=meta["offset"] if meta else -1)
+        self._engines[shard] = part
+        if meta is None:
             return []
-        meta = orjson.loads(meta_raw)
         seekers: list[tuple[SeekerKey, bool]] = []
         for key, value in self._stored(shard):
             kind = key.split(":", 1)[0]

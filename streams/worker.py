@@ -17,7 +17,7 @@ from typing import Any
 import faust
 
 from streams.kafka_io import ensure_topics
-from streams.service import build_app, public_topics
+from streams.service import build_app, internal_topics, public_topics
 from streams.settings import Settings
 
 __all__ = ["json_logging_config", "run_worker"]
@@ -43,7 +43,8 @@ def json_logging_config(level: str = "INFO") -> dict[str, Any]:
 def run_worker(settings: Settings, bootstrap: str) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_topics(bootstrap, public_topics(settings)))
+    internal, configs = internal_topics(settings)
+    loop.run_until_complete(ensure_topics(bootstrap, {**public_topics(settings), **internal}, configs=configs))
     app = build_app(settings, bootstrap)
     logging_config = None if sys.stdout.isatty() else json_logging_config(settings.log_level)
     worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, quiet=True, logging_config=logging_config)

@@ -69,9 +69,11 @@ async def test_metrics_count_what_the_worker_did_and_ready_waits_for_recovery(de
     for (topic, outcome), count in outcomes.items():
         assert total(samples, "patentmatch_events_total", topic=topic, outcome=outcome) == count, (topic, outcome)
     assert total(samples, "patentmatch_events_total", topic=t.offers, outcome="dead_lettered") == 1
-    assert total(samples, "patentmatch_dead_letters_total") == total(
-        samples, "patentmatch_dead_letters_total", error_kind="decode"
-    ) == 1
+    assert (
+        total(samples, "patentmatch_dead_letters_total")
+        == total(samples, "patentmatch_dead_letters_total", error_kind="decode")
+        == 1
+    )
     for kind, count in Counter(e["kind"] for e in emitted if e["type"] == "match").items():
         assert total(samples, "patentmatch_matches_total", kind=kind) == count
     for (kind, reason), count in Counter((e["kind"], e["reason"]) for e in emitted if e["type"] == "revoke").items():

@@ -92,3 +92,18 @@ def test_a_resync_repairs_what_a_crash_lost_and_an_old_answer_changes_nothing() 
     seeker = next(iter(oracle.values())).seeker
     stale = Answer(seeker, 0, -1, [], {"*": "withdrawn"}, ("e-old", NOW.isoformat()))
     assert deliver(fresh, [stale]) == []
+
+
+def test_reading_old_events_again_after_a_restart_keeps_the_resync_tag() -> None:
+    """A restarted worker re-reads from the committed offset, behind what its table holds: a second
+    crash then must still resync with the newest tag, or the merger ignores the resync."""
+    documents = Market(8).lifecycle(120)
+    stages, _, _ = run_stages(documents)
+    log = shard_log(documents)
+    for shard, stage in enumerate(stages):
+        restarted = ShardStage(dict(stage.store), shards=SHARDS, config=MatchingConfig(), analyzer=default_analyzer())
+        first = restarted.build(shard)
+        for offset in range(len(log) // 2, len(log) // 2 + 10):  # committed offset was far behind
+            assert restarted.apply(shard, offset, *log[offset]).answers == []
+        again = ShardStage(dict(restarted.store), shards=SHARDS, config=MatchingConfig(), analyzer=default_analyzer())
+        assert {a.tag for a in again.build(shard)} == {a.tag for a in first} == {len(log) - 1}

@@ -1,0 +1,63 @@
+"""Faults while events flow, short forms (issue 6, scenarios 2 and 4): the fold of ``patent.matches``
+must equal the oracle afterwards, and the duplicates stay exact repeats of what was already said."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+
+from matcher.market import Market
+from streams.supervision import Deployment
+from tests.service_helpers import (
+    eventually,
+    market_events,
+    market_records,
+    matches,
+    prepare,
+    publish,
+    settle_on_oracle,
+)
+
+# A killed worker's partitions move after the session timeout: shorter than the default 60 s here.
+FAST_FAILOVER = {"PATENTMATCH_SESSION_TIMEOUT_S": "10"}
+
+
+async def wait_for_output(dep: Deployment, at_least: int) -> None:
+    async def enough() -> bool:
+        return len(await matches(dep)) >= at_least
+
+    await eventually(enough, timeout_s=180, dep=dep)
+
+
+async def test_a_crash_loop_loses_nothing(kafka_bootstrap: str) -> None:
+    dep = Deployment(kafka_bootstrap, extra_env=FAST_FAILOVER)
+    try:
+        await prepare(dep)
+        worker = dep.start_worker()
+        documents = Market(41).lifecycle(2000, expiring=0.1)
+        replay = asyncio.create_task(publish(dep, await market_records(dep, documents), rate_per_s=300))
+        rng = random.Random(41)
+        for _ in range(3):  # each kill once the worker has emitted a random number more events
+            await wait_for_output(dep, len(await matches(dep)) + rng.randint(200, 3000))
+            worker.stop(signal.SIGKILL)
+            worker = dep.start_worker()
+        await replay
+        result = await settle_on_oracle(dep, market_events(documents), timeout_s=300)
+        assert result.missing == result.extra == result.changed == 0
+    finally:
+        dep.stop_all()
+
+
+async def test_a_worker_joining_and_leaving_under_load_loses_nothing(deployment: Deployment) -> None:
+    await prepare(deployment)
+    deployment.start_worker()
+    documents = Market(43).lifecycle(2000, expiring=0.1)
+    replay = asyncio.create_task(publish(deployment, await market_records(deployment, documents), rate_per_s=300))
+    await wait_for_output(deployment, 200)
+    second = deployment.start_worker()
+    await wait_for_output(deployment, 2000)
+    second.stop(signal.SIGTERM)
+    await replay
+    result = await settle_on_oracle(deployment, market_events(documents), timeout_s=300)
+    assert result.missing == result.extra == result.changed == 0
