@@ -60,6 +60,9 @@ class MatchingConfig(BaseModel):
     bm25_b: float = Field(0.75, ge=0, le=1)
     bm25_avg_doc_len: float = Field(60.0, gt=0)
     """A fixed average document length: a live average would make scores depend on the book."""
+    tombstone_retention_days: float = Field(30.0, gt=0)
+    """How long (event time) a withdrawn or expired entity's version is remembered, so that an older
+    version arriving late cannot reopen it; after that the book forgets it and its memory is freed."""
 
     @model_validator(mode="after")
     def _tolerance_inside_stretch(self) -> MatchingConfig:

@@ -72,6 +72,10 @@ class Result:
     notices: list[Notice]
     candidates: int = 0
     """Candidates the trigger built: percolated ones and the members of recomputed local top Ks."""
+    closed: tuple[tuple[str, str, str, bool], ...] = ()
+    """(kind, id, why, is a seeker) of the entities that left the book: withdrawn, expired or updated."""
+    forgotten: tuple[tuple[str, str], ...] = ()
+    """(kind, id) of closed entities whose tombstones the book let go (``tombstone_retention_days``)."""
 
 
 def entity_from_event(event: InputEvent, analyzer: TextAnalyzer, config: MatchingConfig) -> Entity:
@@ -140,10 +144,12 @@ class Engine:
     def apply_entity(self, entity: Entity, event: InputEvent) -> Result:
         updates = [shard.apply(entity, withdrawn=event.status == "withdrawn") for shard in self.shards]
         first = updates[0]
+        closed = tuple((kind_of(e), e.id, why, _seeker_key(e) is not None) for e, why in first.closed)
+        forgotten = tuple(first.forgotten)
         if first.outcome != "accepted" and not first.closed:
-            return Result(first.outcome, [])
+            return Result(first.outcome, [], closed=closed, forgotten=forgotten)
         notices, candidates = self._merge(updates, event)
-        return Result(first.outcome, notices, candidates)
+        return Result(first.outcome, notices, candidates, closed=closed, forgotten=forgotten)
 
     def _merge(self, updates: list[ShardUpdate], event: InputEvent) -> tuple[list[Notice], int]:
         closures: dict[tuple[str, str], str] = {(kind_of(e), e.id): r for e, r in updates[0].closed}

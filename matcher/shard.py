@@ -110,6 +110,7 @@ class ShardUpdate:
     opened: list[Entity] = field(default_factory=list)
     percolated: list[Candidate] = field(default_factory=list)
     recompute: set[SeekerKey] = field(default_factory=set)
+    forgotten: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Shard:
@@ -117,7 +118,7 @@ class Shard:
         self.config = config
         self.analyzer = analyzer
         self.index, self.count = index, count
-        self.book = Book()
+        self.book = Book(tombstone_retention_s=config.tombstone_retention_days * 86_400)
         self.registry = Registry()
         self._ids = Interner()
         self.offers = DocIndex(OFFER_COLUMNS)
@@ -146,7 +147,9 @@ class Shard:
         """Apply one event's entity. With ``percolate=False`` (rebuilding after recovery, bulk loads)
         the indexes are updated but no candidates are computed."""
         change = self.book.apply(entity, withdrawn=withdrawn)
-        update = ShardUpdate(change.outcome, closed=list(change.closed), opened=list(change.opened))
+        update = ShardUpdate(
+            change.outcome, closed=list(change.closed), opened=list(change.opened), forgotten=list(change.forgotten)
+        )
         changed_numbers: set[str] = set()
         for old, _ in change.closed:
             changed_numbers |= self._remove(old)
@@ -159,7 +162,8 @@ class Shard:
     def advance(self, watermark: float) -> None:
         """Move the watermark without matching: close and unindex what it expires."""
         changed_numbers: set[str] = set()
-        for old, _ in self.book.advance(watermark):
+        closed, _ = self.book.advance(watermark)
+        for old, _ in closed:
             changed_numbers |= self._remove(old)
         if changed_numbers and self.answers_financing:
             self._reresolve(changed_numbers)

@@ -77,7 +77,14 @@ class Merger:
         if shard not in held or answer["tag"] >= held[shard]["tag"]:
             entry = {"tag": answer["tag"], "members": answer["members"]}
             held = {**held, shard: entry}
-            self.store[key] = orjson.dumps(held)
+            if any(e["members"] for e in held.values()):
+                self.store[key] = orjson.dumps(held)
+            elif raw is not None:
+                # Nothing from any shard: forget the seeker, so that the table holds open matches only
+                # and does not grow with every seeker ever seen. An older answer arriving later (a shard
+                # replaying what it did before a crash) can then be taken again; the newer answers that
+                # follow it in the same shard's order take it back.
+                del self.store[key]
         merged = self._merged(held)
         return self._diff(partition, seeker, merged, answer, emitted_at)
 

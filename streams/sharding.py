@@ -5,11 +5,15 @@ worker that owns the partition runs :class:`matcher.Engine` as that shard alone,
 sends, for each seeker whose *local* top K changed, an :class:`Answer` to the merger: the whole local
 top K, tagged with the shard-log offset that produced it.
 
-The table holds, per shard, the latest accepted event of each entity and a small ``@`` record (the
-offset, watermark and event last applied). After a restart or a rebalance the engine is rebuilt from
-it and every seeker's answer is sent again (a *resync*): the table may be ahead of what reached the
-merger before a crash, and the merger ignores answers older than the ones it holds, so a resync
-repairs what was lost and changes nothing else.
+The table holds, per shard, the latest accepted event of each open entity, a small tombstone for each
+closed one (its version, why and when it closed: what the book needs to refuse an older version), and
+a small ``@`` record (the offset, watermark and event last applied). A tombstone is deleted when the
+engine forgets it (``tombstone_retention_days``), so the table does not grow with the history.
+
+After a restart or a rebalance the engine is rebuilt from it and every seeker's answer is sent again
+(a *resync*): the table may be ahead of what reached the merger before a crash, and the merger
+ignores answers older than the ones it holds, so a resync repairs what was lost and changes nothing
+else.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import orjson
 
 from matcher import Engine, MatchingConfig
 from matcher.candidates import Candidate, SeekerKey
-from matcher.engine import Notice, entity_from_event
+from matcher.engine import Notice, Result, entity_from_event
 from matcher.entities import Demand, Offer
 from matcher.explain import Explanation
 from matcher.text import TextAnalyzer
@@ -190,8 +194,7 @@ class ShardStage:
             engine_seconds=engine_seconds,
         )
         trigger = (event.event_id, event.occurred_at.isoformat())
-        if result.outcome == "accepted":
-            self.store[f"{shard}|{key.decode()}"] = value
+        self._store_changes(part, shard, key.decode(), value, result, event)
         part.applied_through = max(part.applied_through, offset)
         self.store[f"{shard}|{META}"] = orjson.dumps(
             {"offset": part.applied_through, "watermark": part.engine.shards[0].book.watermark, "trigger": trigger}
@@ -207,6 +210,26 @@ class ShardStage:
         answers = [part.answer(seeker, offset, reasons, trigger) for seeker, reasons in sorted(left.items())]
         return step(answers)
 
+    def _store_changes(
+        self, part: _PartitionEngine, shard: int, key: str, value: bytes, result: Result, event: InputEvent
+    ) -> None:
+        """Bring the table in line with the book: the event if it opened its entity, a tombstone for
+        each entity that closed, nothing for the forgotten ones."""
+        book = part.engine.shards[0].book
+        if result.outcome == "accepted":
+            self.store[f"{shard}|{key}"] = value
+        closings = [closing for closing in result.closed if closing[2] != "updated"]
+        if result.outcome == "accepted" and (kind_and_id := _split_key(key)) not in book.open:
+            # Withdrawn, or expired on arrival: closed whether or not an open version was there.
+            why = "withdrawn" if event.status == "withdrawn" else "expired"
+            closings.append((*kind_and_id, why, trigger_kind(event) in ("buyer_demand", "financing_request")))
+        for kind, entity_id, why, seeker in closings:
+            if (kind, entity_id) not in book.open:
+                version = book.version_of(kind, entity_id)  # type: ignore[arg-type]
+                self.store[f"{shard}|{kind}:{entity_id}"] = _tombstone(version, why, book.watermark, seeker=seeker)
+        for kind, entity_id in result.forgotten:
+            self.store.pop(f"{shard}|{kind}:{entity_id}", None)
+
     def book_sizes(self, shard: int) -> dict[str, int]:
         """Open entries by side in one built shard (offers: the ones this shard owns)."""
         return self._engines[shard].engine.sizes()
@@ -221,24 +244,35 @@ class ShardStage:
         self._engines[shard] = part
         if meta is None:
             return []
-        seekers: list[tuple[SeekerKey, bool]] = []
+        book = engine.shards[0].book
+        seekers: dict[SeekerKey, str] = {}
+        """Seekers the table holds, with why a closed one closed."""
+        tombstones: list[tuple[float, str, str, int, str]] = []
         for key, value in self._stored(shard):
-            kind = key.split(":", 1)[0]
+            kind, entity_id = _split_key(key)
+            if value.startswith(_TOMBSTONE_PREFIX):
+                closed = orjson.loads(value)
+                tombstones.append((closed["at"], kind, entity_id, closed["version"], closed["closed"]))
+                if closed["seeker"]:
+                    seekers[(kind, entity_id)] = closed["closed"]
+                continue
             event = _decode_trusted(kind, value)
+            withdrawn = event.status == "withdrawn"  # tables written before tombstones
             entity = entity_from_event(event, self.analyzer, self.config)
-            withdrawn = event.status == "withdrawn"
             engine.load(entity, withdrawn=withdrawn)
             if not isinstance(entity, Offer) and not (isinstance(entity, Demand) and entity.is_financier):
-                seekers.append((("demand" if isinstance(entity, Demand) else "financing", entity.id), withdrawn))
+                seekers[(kind, entity_id)] = "withdrawn" if withdrawn else "expired"  # if the watermark closes it
+        for closed_at, kind, entity_id, version, _ in sorted(tombstones):
+            book.remember_closed(kind, entity_id, version, closed_at=closed_at)  # type: ignore[arg-type]
         engine.advance(meta["watermark"])
         engine.rebuild_views()
         trigger = (meta["trigger"][0], meta["trigger"][1])
         answers = []
-        for seeker, withdrawn in sorted(seekers):
+        for seeker, why_closed in sorted(seekers.items()):
             answer = part.answer(seeker, meta["offset"], {}, trigger)
             if not answer.members:
                 # Closed, or open with nothing local: whatever the merger holds from us has left.
-                reason = "withdrawn" if withdrawn else ("superseded" if self._is_open(engine, seeker) else "expired")
+                reason = "superseded" if seeker in book.open else why_closed
                 answer = Answer(seeker, shard, meta["offset"], [], {"*": reason}, trigger)
             answers.append(answer)
         return answers
@@ -249,9 +283,17 @@ class ShardStage:
             if key.startswith(prefix) and key != prefix + META:
                 yield key[len(prefix) :], value
 
-    @staticmethod
-    def _is_open(engine: Engine, seeker: SeekerKey) -> bool:
-        return seeker in engine.shards[0].book.open
+
+_TOMBSTONE_PREFIX = b'{"closed":'
+
+
+def _tombstone(version: int, why: str, closed_at: float, *, seeker: bool) -> bytes:
+    return orjson.dumps({"closed": why, "version": version, "at": closed_at, "seeker": seeker})
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    kind, entity_id = key.split(":", 1)
+    return kind, entity_id
 
 
 def _decode_trusted(kind: str, value: bytes) -> InputEvent:

@@ -311,3 +311,28 @@ def test_the_same_events_twice_give_the_same_outputs() -> None:
         _, notices = run(*events)
         outputs.append([n.to_event(EMITTED).model_dump_json() for n in notices])
     assert outputs[0] == outputs[1] and len(outputs[0]) > 50
+
+
+def test_a_closed_entitys_version_is_kept_for_the_retention_then_forgotten() -> None:
+    """Within the tombstone retention an older version cannot reopen a withdrawn offer; after it, the
+    book has let the offer go (memory freed) and says so."""
+    one_hour = MatchingConfig(tombstone_retention_days=1 / 24)
+    engine, _ = run(offer(), demand(), offer(minute=5, version=3, status="withdrawn"), config=one_hour)
+    book = engine.shards[0].book
+    assert engine.apply(offer(minute=30, version=2)).outcome == "stale" and book.tombstones() == 1
+    later = engine.apply(demand("d2", minute=66, description="无关的需求", ipc=["A61K"]))
+    assert later.forgotten == (("offer", "o1"),) and book.tombstones() == 0
+    assert engine.apply(offer(minute=70, version=2)).outcome == "accepted"
+
+
+def test_a_long_log_keeps_the_recent_tombstones_only_and_still_equals_the_oracle() -> None:
+    from matcher.market import Market, to_event
+    from matcher.oracle import oracle_matches
+    from streams.examples import entity_id
+
+    events = [to_event(d) for d in Market(12).lifecycle(600, withdrawals=0.3, expiring=0.5)]
+    engine, _ = run(*events, config=MatchingConfig(tombstone_retention_days=0.05))
+    book = engine.shards[0].book
+    closed = len({(type(e).__name__, entity_id(e)) for e in events}) - len(book.open)
+    assert 0 < book.tombstones() < closed / 2
+    assert engine.open_matches() == oracle_matches(events)

@@ -27,8 +27,10 @@ def shard_log(documents: list[dict[str, object]]) -> list[tuple[bytes, bytes]]:
     return [(f"{kinds[topic]}:{key.decode()}".encode(), value) for topic, key, value in records]
 
 
-def run_stages(documents: list[dict[str, object]]) -> tuple[list[ShardStage], Merger, list[dict[str, object]]]:
-    config = MatchingConfig()
+def run_stages(
+    documents: list[dict[str, object]], config: MatchingConfig | None = None
+) -> tuple[list[ShardStage], Merger, list[dict[str, object]]]:
+    config = config or MatchingConfig()
     stages = [ShardStage({}, shards=SHARDS, config=config, analyzer=default_analyzer()) for _ in range(SHARDS)]
     merger = Merger({}, top_k=config.top_k)
     for partition in range(MERGERS):
@@ -107,3 +109,33 @@ def test_reading_old_events_again_after_a_restart_keeps_the_resync_tag() -> None
             assert restarted.apply(shard, offset, *log[offset]).answers == []
         again = ShardStage(dict(restarted.store), shards=SHARDS, config=MatchingConfig(), analyzer=default_analyzer())
         assert {a.tag for a in again.build(shard)} == {a.tag for a in first} == {len(log) - 1}
+
+
+def test_the_merger_forgets_seekers_left_with_no_match() -> None:
+    """The answers table holds the seekers with matches only: withdrawn and expired ones leave it."""
+    documents = Market(9).lifecycle(400, withdrawals=0.3, expiring=0.3)
+    _, merger, out = run_stages(documents)
+    open_seekers = {f"{c.seeker_kind}:{c.seeker_id}" for c in oracle_matches([to_event(d) for d in documents]).values()}
+    assert set(merger.store) == open_seekers
+    assert audit(out, oracle_matches([to_event(d) for d in documents])).equal
+
+
+def test_the_book_table_keeps_open_entities_and_recent_tombstones_only() -> None:
+    """Withdrawn and expired entities leave a small tombstone, deleted after the retention; a shard
+    rebuilt from such a table still answers like the one that ran."""
+    config = MatchingConfig(tombstone_retention_days=0.05)
+    documents = Market(10).lifecycle(500, withdrawals=0.3, expiring=0.5)
+    stages, _, out = run_stages(documents, config)
+    assert audit(out, oracle_matches([to_event(d) for d in documents])).equal
+    for shard, stage in enumerate(stages):
+        book = stage._engines[shard].engine.shards[0].book
+        stored = {k.split("|", 1)[1]: v for k, v in stage.store.items() if not k.endswith("|@")}
+        tombstones = {k for k, v in stored.items() if v.startswith(b'{"closed":')}
+        assert {k for k in stored if k not in tombstones} == {f"{kind}:{i}" for kind, i in book.open}
+        assert len(tombstones) == book.tombstones() and max(len(stored[k]) for k in tombstones) < 120
+        rebuilt = ShardStage(dict(stage.store), shards=SHARDS, config=config, analyzer=default_analyzer())
+        resync = {a.seeker: [m["c"] for m in a.members] for a in rebuilt.build(shard)}
+        live = stage._engines[shard].engine.views
+        assert all(members == [list(_wire(c)) for c in live.view(seeker)] for seeker, members in resync.items())
+        assert rebuilt._engines[shard].engine.shards[0].book.tombstones() == book.tombstones()
+    assert len(stored) < len({(d.get("offer_id"), d.get("demand_id"), d.get("request_id")) for d in documents})
