@@ -94,7 +94,7 @@ def replay(
     records = [record_of(document, settings.topics) for document in read_log(path)]
 
     async def run() -> int:
-        await ensure_topics(bootstrap, public_topics(settings))
+        await ensure_topics(bootstrap, public_topics(settings), security=settings.security)
         with Progress(console=console) as progress:
             task = progress.add_task(f"replaying {path.name}", total=len(records))
             return await publish_log(
@@ -117,7 +117,13 @@ def tail(
     settings = Settings()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
-            follow_matches(_bootstrap(settings), settings.topics.matches, console, from_beginning=from_beginning)
+            follow_matches(
+                _bootstrap(settings),
+                settings.topics.matches,
+                console,
+                from_beginning=from_beginning,
+                security=settings.security,
+            )
         )
 
 

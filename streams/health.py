@@ -1,21 +1,70 @@
 """The worker's operational pages on its web port: ``/health``, ``/ready`` and ``/metrics``.
 
 ``/health`` answers while the process and its event loop are alive. ``/ready`` answers 200 only when
-the worker is recovered (faust's table recovery done and every assigned shard rebuilt), has partitions
-assigned, and is not in a rebalance; otherwise 503 with the reasons in the body.
+the brokers answer, the worker is recovered (faust's table recovery done and every assigned shard
+rebuilt), has partitions assigned, and is not in a rebalance; otherwise 503 with the reasons in the body.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import faust
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaError
 
+from streams.kafka_io import client_options
 from streams.metrics import ServiceMetrics
+from streams.settings import KafkaSecurity
 from streams.sharding import ShardStage
 
-__all__ = ["Progress", "consumer_lags", "not_ready_because", "register_pages"]
+__all__ = ["BrokerProbe", "Progress", "consumer_lags", "not_ready_because", "register_pages"]
+
+
+class BrokerProbe:
+    """Whether the brokers answer a metadata request, asked on a timer (:meth:`check`).
+
+    faust's own clients retry quietly through a broker outage and carry on when it ends, so nothing
+    in their state says "the broker is gone"; a worker that cannot reach Kafka is not ready all the
+    same. Each check uses a fresh client, so it never holds a connection the outage broke.
+    """
+
+    def __init__(self, bootstrap: str, security: KafkaSecurity, *, timeout_s: float = 3.0) -> None:
+        self.bootstrap = bootstrap
+        self.security = security
+        self.timeout_s = timeout_s
+        self.failing_since: float | None = None
+        self.error = ""
+
+    async def check(self) -> bool:
+        client = AIOKafkaClient(
+            bootstrap_servers=self.bootstrap,
+            request_timeout_ms=int(self.timeout_s * 1000),
+            **client_options(self.security),
+        )
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await client.bootstrap()
+                await client.fetch_all_metadata()
+        except (KafkaError, OSError, TimeoutError) as exc:
+            if self.failing_since is None:
+                self.failing_since = time.monotonic()
+            self.error = type(exc).__name__
+            return False
+        finally:
+            await client.close()
+        self.failing_since, self.error = None, ""
+        return True
+
+    def reason(self) -> str | None:
+        """Why the brokers count as unreachable, or None while they answer."""
+        if self.failing_since is None:
+            return None
+        return f"the brokers do not answer ({self.error}, for {time.monotonic() - self.failing_since:.0f}s)"
+
 
 # Prometheus' text format; aiohttp refuses a charset inside content_type (it is utf-8 either way).
 EXPOSITION_TYPE = "text/plain; version=0.0.4"
@@ -24,9 +73,12 @@ Progress = dict[tuple[str, int], int]
 """The next offset to process, per (topic, partition), as the agents advance."""
 
 
-def not_ready_because(app: faust.App, shards: ShardStage, shard_log: str, sources: Collection[str]) -> list[str]:
+def not_ready_because(
+    app: faust.App, probe: BrokerProbe, shards: ShardStage, shard_log: str, sources: Collection[str]
+) -> list[str]:
     """Why the worker is not ready; empty when it is."""
-    reasons = []
+    unreachable = probe.reason()
+    reasons = [unreachable] if unreachable else []
     if not app.tables.recovery.completed.is_set() or app.in_recovery:
         reasons.append("table recovery is not complete")
     if app.rebalancing:

@@ -1,4 +1,9 @@
-"""Small aiokafka helpers shared by the CLI, the demo and the tests: topics, publishing, reading."""
+"""Small aiokafka helpers shared by the CLI, the demo and the tests: topics, publishing, reading.
+
+Every helper takes the ``security`` of :class:`streams.settings.KafkaSecurity` (plain text by default)
+and builds its clients with :func:`client_options`, the one place that turns it into aiokafka's
+arguments.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,41 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
-__all__ = ["Record", "create_topics", "ensure_topics", "partition_count", "publish", "read_records", "read_to_end"]
+from streams.settings import PLAINTEXT, KafkaSecurity
+
+__all__ = [
+    "Record",
+    "client_options",
+    "create_topics",
+    "ensure_topics",
+    "partition_count",
+    "publish",
+    "read_records",
+    "read_to_end",
+]
+
+
+def client_options(security: KafkaSecurity) -> dict[str, Any]:
+    """The keyword arguments that make an aiokafka client (producer, consumer, admin) connect as
+    ``security`` says. The password is revealed here and nowhere else."""
+    options: dict[str, Any] = {"security_protocol": security.protocol}
+    if security.uses_tls:
+        options["ssl_context"] = create_ssl_context(cafile=str(security.ssl_cafile) if security.ssl_cafile else None)
+    if security.uses_sasl:
+        assert security.password is not None  # checked by KafkaSecurity
+        options |= {
+            "sasl_mechanism": security.sasl_mechanism,
+            "sasl_plain_username": security.username,
+            "sasl_plain_password": security.password.get_secret_value(),
+        }
+    return options
 
 
 @dataclass(frozen=True)
@@ -23,19 +57,25 @@ class Record:
     offset: int = -1
 
 
-async def create_topics(bootstrap: str, names: Iterable[str], *, partitions: int = 4) -> None:
+async def create_topics(
+    bootstrap: str, names: Iterable[str], *, partitions: int = 4, security: KafkaSecurity = PLAINTEXT
+) -> None:
     """Create the topics that do not exist yet, each with ``partitions`` partitions."""
-    await ensure_topics(bootstrap, dict.fromkeys(names, partitions))
+    await ensure_topics(bootstrap, dict.fromkeys(names, partitions), security=security)
 
 
 async def ensure_topics(
-    bootstrap: str, partitions_by_topic: dict[str, int], *, configs: dict[str, dict[str, str]] | None = None
+    bootstrap: str,
+    partitions_by_topic: dict[str, int],
+    *,
+    configs: dict[str, dict[str, str]] | None = None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Create the missing topics with their partition counts (and ``configs`` by topic name), and
     refuse to go on if an existing one has another count (the service addresses partitions
     explicitly). Returns once every topic is described with its partitions."""
     configs = configs or {}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(security))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -63,9 +103,9 @@ async def ensure_topics(
             )
 
 
-async def partition_count(bootstrap: str, topic: str) -> int:
+async def partition_count(bootstrap: str, topic: str, *, security: KafkaSecurity = PLAINTEXT) -> int:
     """How many partitions a topic has (0 if it does not exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(security))
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -74,9 +114,9 @@ async def partition_count(bootstrap: str, topic: str) -> int:
     return sum(len(t["partitions"]) for t in described if t["error_code"] == 0)
 
 
-async def publish(bootstrap: str, records: Iterable[Record]) -> int:
+async def publish(bootstrap: str, records: Iterable[Record], *, security: KafkaSecurity = PLAINTEXT) -> int:
     """Send every record (batched, not awaited one by one) and wait for all acknowledgements."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **client_options(security))
     await producer.start()
     try:
         futures = [await producer.send(r.topic, r.value, key=r.key) for r in records]
@@ -86,14 +126,20 @@ async def publish(bootstrap: str, records: Iterable[Record]) -> int:
         await producer.stop()
 
 
-async def read_records(bootstrap: str, topic: str, *, count: int, timeout_s: float = 30.0) -> list[Record]:
+async def read_records(
+    bootstrap: str, topic: str, *, count: int, timeout_s: float = 30.0, security: KafkaSecurity = PLAINTEXT
+) -> list[Record]:
     """Read ``count`` records of ``topic`` from the beginning, or fail after ``timeout_s``."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **client_options(security),
     )
-    await consumer.start()
     records: list[Record] = []
     try:
+        await consumer.start()
         async with asyncio.timeout(timeout_s):
             while len(records) < count:
                 batches = await consumer.getmany(timeout_ms=500)
@@ -108,14 +154,16 @@ async def read_records(bootstrap: str, topic: str, *, count: int, timeout_s: flo
     return records
 
 
-async def read_to_end(bootstrap: str, topic: str, partitions: Iterable[int] | None = None) -> list[bytes]:
+async def read_to_end(
+    bootstrap: str, topic: str, partitions: Iterable[int] | None = None, *, security: KafkaSecurity = PLAINTEXT
+) -> list[bytes]:
     """The values of a topic (or of some of its partitions) from the beginning to the end they have at
     the time of the call, partition by partition, without joining a consumer group."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options(security))
     try:
+        await consumer.start()
         if partitions is None:
-            partitions = range(await partition_count(bootstrap, topic))
+            partitions = range(await partition_count(bootstrap, topic, security=security))
         tps = [TopicPartition(topic, p) for p in partitions]
         if not tps:
             return []

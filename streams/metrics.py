@@ -82,6 +82,7 @@ class ServiceMetrics:
             registry=r,
         )
         self.ready = Gauge("patentmatch_ready", "1 when the worker is recovered, assigned and consuming", registry=r)
+        self.broker_up = Gauge("patentmatch_broker_up", "1 when the brokers answered the last probe", registry=r)
 
     def dead_lettered(self, topic: str, error_kind: str) -> None:
         self.events.labels(topic, "dead_lettered").inc()

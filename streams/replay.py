@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from streams.kafka_io import read_to_end
-from streams.settings import Settings, Topics
+from streams.kafka_io import client_options, read_to_end
+from streams.settings import PLAINTEXT, KafkaSecurity, Settings, Topics
 
 __all__ = ["kind_of_document", "publish_log", "read_log", "read_topic", "record_of"]
 
@@ -55,7 +55,13 @@ async def publish_log(
 ) -> int:
     """Publish ``(topic, key, value)`` records in order, optionally paced to ``rate_per_s``; wait for
     every acknowledgement. Returns how many were sent."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_request_size=8 << 20)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_request_size=8 << 20,
+        **client_options(settings.security),
+    )
     await producer.start()
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -82,6 +88,6 @@ async def publish_log(
         await producer.stop()
 
 
-async def read_topic(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+async def read_topic(bootstrap: str, topic: str, *, security: KafkaSecurity = PLAINTEXT) -> list[dict[str, Any]]:
     """Every record of a JSON topic, from the beginning to its current end, partition by partition."""
-    return [orjson.loads(value) for value in await read_to_end(bootstrap, topic)]
+    return [orjson.loads(value) for value in await read_to_end(bootstrap, topic, security=security)]

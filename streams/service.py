@@ -24,16 +24,17 @@ from typing import Any
 
 import faust
 import orjson
+from faust.auth import SASLCredentials, SSLCredentials
 
 from matcher import MatchingConfig
 from matcher.text import default_analyzer
 from schemas import DeadLetter, MatchEvent, encode
-from streams.health import Progress, consumer_lags, not_ready_because, register_pages
+from streams.health import BrokerProbe, Progress, consumer_lags, not_ready_because, register_pages
 from streams.intake import Source, route
-from streams.kafka_io import read_to_end
+from streams.kafka_io import client_options, read_to_end
 from streams.merging import Merger
 from streams.metrics import ServiceMetrics
-from streams.settings import Settings
+from streams.settings import KafkaSecurity, Settings
 from streams.sharding import Answer, ShardStage, merge_partition
 from streams.tables import written_through_table
 
@@ -67,13 +68,28 @@ def internal_topics(settings: Settings) -> tuple[dict[str, int], dict[str, dict[
     return partitions, {name: {"cleanup.policy": "compact"} for name in changelogs}
 
 
+def faust_credentials(security: KafkaSecurity) -> SASLCredentials | SSLCredentials | None:
+    """The faust form of :class:`KafkaSecurity` (faust hands it to aiokafka for every client it makes)."""
+    context = client_options(security).get("ssl_context")
+    if security.uses_sasl:
+        assert security.password is not None  # checked by KafkaSecurity
+        return SASLCredentials(
+            username=security.username,
+            password=security.password.get_secret_value(),
+            mechanism=security.sasl_mechanism,
+            ssl_context=context,
+        )
+    return SSLCredentials(context) if context is not None else None
+
+
 def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None = None) -> faust.App:
-    config = config or MatchingConfig()
+    config = config or settings.matching
     topics = settings.topics
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{bootstrap}",
+        broker_credentials=faust_credentials(settings.security),
         store="memory://",
         datadir=str(settings.data_dir / settings.app_id),
         autodiscover=False,
@@ -105,12 +121,17 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     progress: Progress = {}
     sources = {topics.offers, topics.demands, topics.financing, topics.shard_log, topics.answers}
     topic_of_kind = {"offer": topics.offers, "demand": topics.demands, "financing": topics.financing}
+    probe = BrokerProbe(bootstrap, settings.security)
     register_pages(
         app,
         metrics,
-        lambda: not_ready_because(app, shards, topics.shard_log, sources),
+        lambda: not_ready_because(app, probe, shards, topics.shard_log, sources),
         lambda: consumer_lags(app, sources, progress),
     )
+
+    @app.timer(interval=settings.broker_probe_interval_s)
+    async def probe_brokers() -> None:
+        metrics.broker_up.set(1 if await probe.check() else 0)
 
     async def send_answers(batch: Iterable[Answer]) -> None:
         for answer in batch:
@@ -168,7 +189,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             m = event.message
             if not merger.is_loaded(m.partition):
                 started = time.perf_counter()
-                emitted = await read_to_end(bootstrap, topics.matches, [m.partition])
+                emitted = await read_to_end(bootstrap, topics.matches, [m.partition], security=settings.security)
                 merger.load(m.partition, (orjson.loads(value) for value in emitted))
                 metrics.rebuild_seconds.labels("merger").observe(time.perf_counter() - started)
             for out in merger.receive(m.partition, orjson.loads(m.value), emitted_at=datetime.now(UTC)):

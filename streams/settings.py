@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "Topics"]
+from matcher import MatchingConfig
+
+__all__ = ["PLAINTEXT", "KafkaSecurity", "Settings", "Topics"]
 
 
 class Topics(BaseModel):
@@ -28,11 +31,47 @@ class Topics(BaseModel):
     """Internal: each shard's local top K for a seeker, keyed to the seeker's merger partition."""
 
 
+class KafkaSecurity(BaseModel):
+    """How every client of the project (worker, CLI, tests, benchmarks) authenticates to Kafka.
+
+    ``PATENTMATCH_SECURITY__PROTOCOL=SASL_PLAINTEXT``, ``…__USERNAME``, ``…__PASSWORD`` (and
+    ``…__SSL_CAFILE`` with ``SASL_SSL`` or ``SSL``). The password is a ``SecretStr``: it prints as
+    ``**********`` in reprs, logs and errors, and is revealed only when a client is built.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    username: str | None = None
+    password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    """CA bundle that signs the brokers' certificates (TLS); unset: the system's."""
+
+    @model_validator(mode="after")
+    def _credentials_with_sasl(self) -> KafkaSecurity:
+        if self.protocol.startswith("SASL") and (self.username is None or self.password is None):
+            raise ValueError(f"{self.protocol} needs a username and a password")
+        return self
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol.startswith("SASL")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+
+PLAINTEXT = KafkaSecurity()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PATENTMATCH_", env_nested_delimiter="__", frozen=True)
 
     kafka_bootstrap: str | None = None
     """Bootstrap servers of an existing cluster; unset means: start the local broker."""
+    security: KafkaSecurity = PLAINTEXT
     kafka_version: str = "4.1.1"
     """Apache Kafka release the local broker runs (``org.apache.kafka:kafka_2.13``)."""
     cache_dir: Path = Path.home() / ".cache" / "patentmatch"
@@ -43,6 +82,10 @@ class Settings(BaseSettings):
     topics: Topics = Topics()
     max_record_bytes: int = 1024 * 1024
     dead_letter_value_cap: int = 64 * 1024
+
+    matching: MatchingConfig = MatchingConfig()
+    """Weights, thresholds, top K, FX table, tombstone retention: ``PATENTMATCH_MATCHING__TOP_K=5``,
+    ``PATENTMATCH_MATCHING__WEIGHTS__TEXT=0.4``, ``PATENTMATCH_MATCHING__TOMBSTONE_RETENTION_DAYS=7``."""
 
     app_id: str = "patentmatch"
     """The Faust app (and consumer group) id: workers with the same id share the work."""
@@ -55,6 +98,8 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     commit_interval_s: float = 1.0
+    broker_probe_interval_s: float = 2.0
+    """How often the worker asks the brokers for metadata; while they do not answer it is not ready."""
     session_timeout_s: float = 60.0
     """How long the group waits for a worker that stopped answering (killed, partitioned) before its
     partitions move to the others: the failover time after a crash. Heartbeats come from a thread of

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.localkafka import free_port
-from streams.settings import Settings, Topics
+from streams.settings import PLAINTEXT, KafkaSecurity, Settings, Topics
 
 __all__ = ["Deployment", "WorkerProcess"]
 
@@ -56,6 +56,7 @@ class Deployment:
     merge_partitions: int = 4
     name: str = field(default_factory=lambda: f"pm-{uuid.uuid4().hex[:10]}")
     extra_env: dict[str, str] = field(default_factory=dict)
+    security: KafkaSecurity = PLAINTEXT
     topic_names: Topics | None = None
     """Topic names; by default every topic is named after the deployment, so that runs on one broker
     never meet."""
@@ -79,6 +80,7 @@ class Deployment:
             shards=self.shards,
             merge_partitions=self.merge_partitions,
             topics=self.topics,
+            security=self.security,
         )
 
     def env(self, web_port: int) -> dict[str, str]:
@@ -90,7 +92,14 @@ class Deployment:
             PATENTMATCH_MERGE_PARTITIONS=str(self.merge_partitions),
             PATENTMATCH_TOPICS=self.topics.model_dump_json(),
             PATENTMATCH_WEB_PORT=str(web_port),
+            PATENTMATCH_SECURITY__PROTOCOL=self.security.protocol,
+            PATENTMATCH_SECURITY__SASL_MECHANISM=self.security.sasl_mechanism,
         )
+        if self.security.username is not None and self.security.password is not None:
+            env["PATENTMATCH_SECURITY__USERNAME"] = self.security.username
+            env["PATENTMATCH_SECURITY__PASSWORD"] = self.security.password.get_secret_value()
+        if self.security.ssl_cafile is not None:
+            env["PATENTMATCH_SECURITY__SSL_CAFILE"] = str(self.security.ssl_cafile)
         env.update(self.extra_env)
         return env
 

@@ -11,6 +11,9 @@ from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.text import Text
 
+from streams.kafka_io import client_options
+from streams.settings import PLAINTEXT, KafkaSecurity
+
 __all__ = ["follow_matches", "render"]
 
 
@@ -39,6 +42,7 @@ async def follow_matches(
     *,
     from_beginning: bool = False,
     stop: Callable[[int], bool] | None = None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> int:
     """Print notifications as they arrive until ``stop(count)`` says so (or forever). Returns the count."""
     consumer = AIOKafkaConsumer(
@@ -46,6 +50,7 @@ async def follow_matches(
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
+        **client_options(security),
     )
     await consumer.start()
     count = 0

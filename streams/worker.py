@@ -44,7 +44,9 @@ def run_worker(settings: Settings, bootstrap: str) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     internal, configs = internal_topics(settings)
-    loop.run_until_complete(ensure_topics(bootstrap, {**public_topics(settings), **internal}, configs=configs))
+    loop.run_until_complete(
+        ensure_topics(bootstrap, {**public_topics(settings), **internal}, configs=configs, security=settings.security)
+    )
     app = build_app(settings, bootstrap)
     logging_config = None if sys.stdout.isatty() else json_logging_config(settings.log_level)
     worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, quiet=True, logging_config=logging_config)

@@ -55,3 +55,15 @@ def deployment(kafka_bootstrap: str) -> Iterator[Deployment]:
         yield dep
     finally:
         dep.stop_all()
+
+
+@pytest.fixture
+def own_broker() -> Iterator[LocalKafka]:
+    """A broker of the test's own, for the scenarios that stop it: the session's broker stays up."""
+    settings = Settings()
+    broker = LocalKafka(version=settings.kafka_version, cache_dir=settings.cache_dir)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

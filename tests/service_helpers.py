@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -16,7 +18,16 @@ from streams.examples import entity_id
 from streams.kafka_io import ensure_topics
 from streams.replay import publish_log, read_topic, record_of
 from streams.service import public_topics
-from streams.supervision import Deployment
+from streams.supervision import Deployment, WorkerProcess
+
+
+def http_get(worker: WorkerProcess, path: str) -> tuple[int, str]:
+    """GET one of the worker's pages: (status, body). Raises ``URLError`` while nothing listens."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
 def records_of(dep: Deployment, events: Iterable[InputEvent]) -> list[tuple[str, bytes, bytes]]:
@@ -31,7 +42,7 @@ def records_of(dep: Deployment, events: Iterable[InputEvent]) -> list[tuple[str,
 
 
 async def prepare(dep: Deployment) -> None:
-    await ensure_topics(dep.bootstrap, public_topics(dep.settings))
+    await ensure_topics(dep.bootstrap, public_topics(dep.settings), security=dep.security)
 
 
 async def publish(dep: Deployment, records: list[tuple[str, bytes, bytes]], rate_per_s: float | None = None) -> int:
@@ -47,11 +58,11 @@ def market_events(documents: list[dict[str, Any]]) -> list[InputEvent]:
 
 
 async def matches(dep: Deployment) -> list[dict[str, Any]]:
-    return await read_topic(dep.bootstrap, dep.topics.matches)
+    return await read_topic(dep.bootstrap, dep.topics.matches, security=dep.security)
 
 
 async def dead_letters(dep: Deployment) -> list[dict[str, Any]]:
-    return await read_topic(dep.bootstrap, dep.topics.deadletter)
+    return await read_topic(dep.bootstrap, dep.topics.deadletter, security=dep.security)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float, dep: Deployment) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.error
-import urllib.request
 from collections import Counter
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,21 +13,22 @@ from matcher import Engine
 from matcher.market import Market
 from schemas import BuyerDemand, PatentOffer
 from streams.supervision import Deployment, WorkerProcess
-from tests.service_helpers import eventually, market_events, market_records, matches, prepare, publish, settle_on_oracle
+from tests.service_helpers import (
+    eventually,
+    http_get,
+    market_events,
+    market_records,
+    matches,
+    prepare,
+    publish,
+    settle_on_oracle,
+)
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def get(worker: WorkerProcess, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
 async def scrape(worker: WorkerProcess) -> Samples:
-    status, text = await asyncio.to_thread(get, worker, "/metrics")
+    status, text = await asyncio.to_thread(http_get, worker, "/metrics")
     assert status == 200
     return {
         (s.name, frozenset(s.labels.items())): s.value
@@ -97,7 +97,7 @@ async def test_metrics_count_what_the_worker_did_and_ready_waits_for_recovery(de
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            status, body = await asyncio.to_thread(get, restarted, "/ready")
+            status, body = await asyncio.to_thread(http_get, restarted, "/ready")
         except (ConnectionError, urllib.error.URLError):
             await asyncio.sleep(0.1)
             continue
@@ -107,7 +107,7 @@ async def test_metrics_count_what_the_worker_did_and_ready_waits_for_recovery(de
         await asyncio.sleep(0.1)
     assert seen and seen[-1][0] == 200, seen[-3:]
     assert seen[0][0] == 503 and '"reasons":["' in seen[0][1].replace(" ", ""), seen[0]
-    assert (await asyncio.to_thread(get, restarted, "/health"))[0] == 200
+    assert (await asyncio.to_thread(http_get, restarted, "/health"))[0] == 200
     recovered = await scrape(restarted)
     assert total(recovered, "patentmatch_rebuild_seconds_count", stage="shard") == deployment.shards
     assert total(recovered, "patentmatch_book_entries", side="offers") == sizes["offers"]

@@ -1,4 +1,4 @@
-"""Faults while events flow, short forms (issue 6, scenarios 2 and 4): the fold of ``patent.matches``
+"""Faults while events flow, short forms (issue 6, scenarios 2 to 4): the fold of ``patent.matches``
 must equal the oracle afterwards, and the duplicates stay exact repeats of what was already said."""
 
 from __future__ import annotations
@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import urllib.error
 
 from matcher.market import Market
-from streams.supervision import Deployment
+from streams.localkafka import LocalKafka
+from streams.supervision import Deployment, WorkerProcess
 from tests.service_helpers import (
     eventually,
+    http_get,
     market_events,
     market_records,
     matches,
@@ -61,3 +64,42 @@ async def test_a_worker_joining_and_leaving_under_load_loses_nothing(deployment:
     await replay
     result = await settle_on_oracle(deployment, market_events(documents), timeout_s=300)
     assert result.missing == result.extra == result.changed == 0
+
+
+async def readiness(worker: WorkerProcess) -> tuple[int, str]:
+    try:
+        return await asyncio.to_thread(http_get, worker, "/ready")
+    except (ConnectionError, urllib.error.URLError) as exc:
+        return 0, str(exc)
+
+
+async def test_a_broker_restart_in_the_middle_of_a_replay_loses_nothing(own_broker: LocalKafka) -> None:
+    dep = Deployment(own_broker.bootstrap)
+    try:
+        await prepare(dep)
+        worker = dep.start_worker()
+        documents = Market(47).lifecycle(2000, expiring=0.1)
+        replay = asyncio.create_task(publish(dep, await market_records(dep, documents), rate_per_s=250))
+        await wait_for_output(dep, 300)
+
+        await asyncio.to_thread(own_broker.interrupt)
+        seen: list[tuple[int, str]] = []
+
+        async def not_ready_for_the_outage() -> bool:
+            seen.append(await readiness(worker))
+            return seen[-1][0] == 503 and "brokers do not answer" in seen[-1][1]
+
+        await eventually(not_ready_for_the_outage, timeout_s=30, dep=dep)
+        await asyncio.sleep(3)  # an outage of some seconds, not just a blink
+        await asyncio.to_thread(own_broker.resume)
+
+        async def ready_again() -> bool:
+            return (await readiness(worker))[0] == 200
+
+        await eventually(ready_again, timeout_s=120, dep=dep)
+        await replay
+        result = await settle_on_oracle(dep, market_events(documents), timeout_s=300)
+        assert result.missing == result.extra == result.changed == 0
+        assert not worker.died and worker.process.poll() is None, "the worker reconnected by itself"
+    finally:
+        dep.stop_all()
