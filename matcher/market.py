@@ -436,6 +436,29 @@ class Market:
                     log.append(withdrawn)
         return log
 
+    def churn(self, count: int, *, lifetime_days: float = 1.0, withdrawals: float = 0.2) -> list[dict[str, Any]]:
+        """A market in a steady state: ``count`` events in time order, each new listing expiring after
+        about ``lifetime_days`` and some withdrawn before, so that the open book stops growing once
+        the first listings expire (about ``lifetime_days`` of event time in)."""
+        makers: list[Callable[..., dict[str, Any]]] = [self.offer, self.buyer, self.financier, self.request]
+        shares = [self.mix.offers, self.mix.buyers, self.mix.financiers, self.mix.requests]
+        log: list[dict[str, Any]] = []
+        live: list[dict[str, Any]] = []
+        while len(log) < count:
+            if live and self.rng.random() < withdrawals:
+                previous = live.pop(self.rng.randrange(len(live)))
+                withdrawn = {**previous, **self._envelope("x", previous["version"] + 1), "status": "withdrawn"}
+                withdrawn.pop("expires_at", None)
+                log.append(withdrawn)
+                continue
+            make = self.rng.choices(makers, weights=shares)[0]
+            listing = make(expires_days=self.rng.uniform(0.5, 1.5) * lifetime_days)
+            log.append(listing)
+            live.append(listing)
+            if len(log) % 512 == 0:  # the expired ones can no longer be withdrawn
+                live = [e for e in live if datetime.fromisoformat(e["expires_at"]) > self.clock]
+        return log
+
     def _redraw(self, previous: dict[str, Any]) -> dict[str, Any]:
         version = previous["version"] + 1
         for key, make in (("offer_id", self.offer), ("request_id", self.request)):

@@ -138,6 +138,10 @@ class _PartitionEngine:
                 self._explained.pop(c.match_id, None)
             elif notice.explanation is not None:
                 self._explained[c.match_id] = (c, _explanation_to_wire(notice.explanation))
+        if len(self._explained) > 2 * len(self.engine.views) + 1000:
+            # Members can leave a view without a revoke of ours (their seeker closed): keep what is open.
+            live = self.engine.views.open_matches()
+            self._explained = {m: known for m, known in self._explained.items() if m in live}
 
     def _explanation(self, candidate: Candidate) -> dict[str, object]:
         known = self._explained.get(candidate.match_id)
