@@ -126,6 +126,7 @@ class _PartitionEngine:
         must not move back with them, or a later resync would carry a tag older than answers the
         merger already holds, and be ignored."""
         self._explained: dict[str, tuple[Candidate, dict[str, object]]] = {}
+        self._prune_at = 1000
 
     def answer(self, seeker: SeekerKey, tag: int, left: dict[str, str], trigger: tuple[str, str]) -> Answer:
         members = [{"c": candidate_to_wire(c), "x": self._explanation(c)} for c in self.engine.views.view(seeker)]
@@ -138,10 +139,12 @@ class _PartitionEngine:
                 self._explained.pop(c.match_id, None)
             elif notice.explanation is not None:
                 self._explained[c.match_id] = (c, _explanation_to_wire(notice.explanation))
-        if len(self._explained) > 2 * len(self.engine.views) + 1000:
-            # Members can leave a view without a revoke of ours (their seeker closed): keep what is open.
+        if len(self._explained) > self._prune_at:
+            # Members can leave a view without a revoke of ours (their seeker closed): keep what is
+            # open, and look again once the cache has doubled (amortised: a constant cost per notice).
             live = self.engine.views.open_matches()
             self._explained = {m: known for m, known in self._explained.items() if m in live}
+            self._prune_at = 2 * len(self._explained) + 1000
 
     def _explanation(self, candidate: Candidate) -> dict[str, object]:
         known = self._explained.get(candidate.match_id)
