@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 
 from streams.kafka_io import ensure_topics
 from streams.service import build_app, internal_topics, public_topics
@@ -44,9 +45,18 @@ def run_worker(settings: Settings, bootstrap: str) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     internal, configs = internal_topics(settings)
-    loop.run_until_complete(
-        ensure_topics(bootstrap, {**public_topics(settings), **internal}, configs=configs, security=settings.security)
-    )
+    try:
+        loop.run_until_complete(
+            ensure_topics(
+                bootstrap, {**public_topics(settings), **internal}, configs=configs, security=settings.security
+            )
+        )
+    except KafkaError as exc:
+        # Refused credentials, an unreachable cluster, missing ACLs: say so in one line and stop.
+        user = f" as {settings.security.username}" if settings.security.username else ""
+        sys.exit(
+            f"patentmatch worker: cannot set up its topics on {bootstrap}{user} ({settings.security.protocol}): {exc}"
+        )
     app = build_app(settings, bootstrap)
     logging_config = None if sys.stdout.isatty() else json_logging_config(settings.log_level)
     worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, quiet=True, logging_config=logging_config)
