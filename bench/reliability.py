@@ -48,11 +48,11 @@ from streams.supervision import Deployment, WorkerProcess
 from tests.service_helpers import (
     dead_letters,
     eventually,
-    http_get,
     market_events,
     matches,
     prepare,
     publish,
+    readiness,
     settle_on_oracle,
 )
 from tests.test_hostile_input import garbage, odd_but_valid
@@ -101,13 +101,6 @@ async def crash_loop(bootstrap: str, *, listings: int, kills: int, seed: int = 4
         dep.stop_all()
 
 
-async def readiness(worker: WorkerProcess) -> int:
-    try:
-        return (await asyncio.to_thread(http_get, worker, "/ready"))[0]
-    except OSError:
-        return 0
-
-
 async def broker_restart(broker: LocalKafka, *, listings: int) -> dict[str, Any]:
     dep = Deployment(broker.bootstrap)
     try:
@@ -120,7 +113,7 @@ async def broker_restart(broker: LocalKafka, *, listings: int) -> dict[str, Any]
         await asyncio.to_thread(broker.interrupt)
 
         async def not_ready() -> bool:
-            return await readiness(worker) == 503
+            return (await readiness(worker))[0] == 503
 
         await eventually(not_ready, timeout_s=30, dep=dep)
         noticed_s = time.monotonic() - down_at
@@ -129,7 +122,7 @@ async def broker_restart(broker: LocalKafka, *, listings: int) -> dict[str, Any]
         outage_s = time.monotonic() - down_at
 
         async def ready() -> bool:
-            return await readiness(worker) == 200
+            return (await readiness(worker))[0] == 200
 
         await eventually(ready, timeout_s=120, dep=dep)
         ready_after_s = time.monotonic() - down_at - outage_s

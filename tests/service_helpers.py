@@ -30,6 +30,14 @@ def http_get(worker: WorkerProcess, path: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
+async def readiness(worker: WorkerProcess) -> tuple[int, str]:
+    """``/ready``'s status and body; (0, why) while nothing listens."""
+    try:
+        return await asyncio.to_thread(http_get, worker, "/ready")
+    except (ConnectionError, urllib.error.URLError) as exc:
+        return 0, str(exc)
+
+
 def records_of(dep: Deployment, events: Iterable[InputEvent]) -> list[tuple[str, bytes, bytes]]:
     t = dep.topics
     out = []

@@ -6,19 +6,18 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-import urllib.error
 
 from matcher.market import Market
 from streams.localkafka import LocalKafka
-from streams.supervision import Deployment, WorkerProcess
+from streams.supervision import Deployment
 from tests.service_helpers import (
     eventually,
-    http_get,
     market_events,
     market_records,
     matches,
     prepare,
     publish,
+    readiness,
     settle_on_oracle,
 )
 
@@ -64,13 +63,6 @@ async def test_a_worker_joining_and_leaving_under_load_loses_nothing(deployment:
     await replay
     result = await settle_on_oracle(deployment, market_events(documents), timeout_s=300)
     assert result.missing == result.extra == result.changed == 0
-
-
-async def readiness(worker: WorkerProcess) -> tuple[int, str]:
-    try:
-        return await asyncio.to_thread(http_get, worker, "/ready")
-    except (ConnectionError, urllib.error.URLError) as exc:
-        return 0, str(exc)
 
 
 async def test_a_broker_restart_in_the_middle_of_a_replay_loses_nothing(own_broker: LocalKafka) -> None:
