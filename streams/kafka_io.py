@@ -15,7 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
 from streams.settings import PLAINTEXT, KafkaSecurity
@@ -23,10 +23,12 @@ from streams.settings import PLAINTEXT, KafkaSecurity
 __all__ = [
     "Record",
     "client_options",
+    "committed_offset",
     "create_topics",
     "ensure_topics",
     "partition_count",
     "publish",
+    "read_range",
     "read_records",
     "read_to_end",
 ]
@@ -52,7 +54,7 @@ def client_options(security: KafkaSecurity) -> dict[str, Any]:
 class Record:
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None
     partition: int = -1
     offset: int = -1
 
@@ -178,3 +180,51 @@ async def read_to_end(
         return values
     finally:
         await consumer.stop()
+
+
+async def committed_offset(
+    bootstrap: str, group: str, topic: str, partition: int, *, security: KafkaSecurity = PLAINTEXT
+) -> int:
+    """Where ``group`` resumes a partition: its committed offset, or the start of the log when it has
+    none (the service reads from the earliest offset)."""
+    tp = TopicPartition(topic, partition)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(security))
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options(security))
+    try:
+        await admin.start()
+        for attempt in range(20):  # a broker's offsets topic may still be coming up
+            try:
+                committed = (await admin.list_consumer_group_offsets(group, partitions=[tp])).get(tp)
+                break
+            except KafkaError as exc:
+                if not exc.retriable or attempt == 19:
+                    raise
+                await asyncio.sleep(0.5)
+        if committed is not None and committed.offset >= 0:
+            return int(committed.offset)
+        await consumer.start()
+        return int((await consumer.beginning_offsets([tp]))[tp])
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def read_range(
+    bootstrap: str, topic: str, partition: int, start: int, end: int, *, security: KafkaSecurity = PLAINTEXT
+) -> list[Record]:
+    """The records of one partition with offsets in ``[start, end)``, without joining a group."""
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options(security))
+    records: list[Record] = []
+    try:
+        await consumer.start()
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
+            records += [
+                Record(m.topic, m.key, m.value, m.partition, m.offset) for m in batch.get(tp, []) if m.offset < end
+            ]
+    finally:
+        await consumer.stop()
+    return records

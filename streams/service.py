@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,9 +29,10 @@ from faust.auth import SASLCredentials, SSLCredentials
 from matcher import MatchingConfig
 from matcher.text import default_analyzer
 from schemas import DeadLetter, MatchEvent, encode
+from streams.gaps import GapGuard
 from streams.health import BrokerProbe, Progress, consumer_lags, not_ready_because, register_pages
 from streams.intake import Source, route
-from streams.kafka_io import client_options, read_to_end
+from streams.kafka_io import Record, client_options, read_to_end
 from streams.merging import Merger
 from streams.metrics import ServiceMetrics
 from streams.settings import KafkaSecurity, Settings
@@ -147,56 +148,66 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         metrics.set_book(shard, shards.book_sizes(shard))
         log.info("shard rebuilt", extra={"shard": shard, "seekers": len(resync), "seconds": round(seconds, 3)})
 
-    @app.agent(inputs, concurrency=1)
-    async def validate(stream: faust.StreamT[bytes]) -> None:
+    async def route_input(r: Record) -> None:
+        outcome = route(r.value, Source(r.topic, r.partition, r.offset, r.key), settings, received_at=datetime.now(UTC))
+        if isinstance(outcome, DeadLetter):
+            await app.producer.send(topics.deadletter, r.key, encode(outcome), None, None, None)
+            metrics.dead_lettered(r.topic, outcome.error_kind)
+            log.info("dead letter", extra={"topic": r.topic, "offset": r.offset, "error_kind": outcome.error_kind})
+        else:
+            for shard in range(settings.shards):
+                await app.producer.send(topics.shard_log, outcome.key, outcome.value, shard, None, None)
+        progress[(r.topic, r.partition)] = r.offset + 1
+
+    async def apply_to_shard(r: Record) -> None:
+        assert r.key is not None  # the intake keys every shard-log record
+        if not shards.is_built(r.partition):
+            await build_shard(r.partition)
+        step = shards.apply(r.partition, r.offset, r.key, r.value)
+        await send_answers(step.answers)
+        await book_table.write_through()
+        progress[(r.topic, r.partition)] = r.offset + 1
+        if r.partition == 0:  # every shard sees every event: count it once
+            metrics.events.labels(topic_of_kind[r.key.decode().split(":", 1)[0]], step.outcome).inc()
+        metrics.engine_seconds.labels(step.trigger).observe(step.engine_seconds)
+        metrics.candidates.labels(step.trigger).observe(step.candidates)
+        metrics.set_book(r.partition, shards.book_sizes(r.partition))
+        log.debug("event applied", extra={"key": r.key.decode(), "shard": r.partition, "outcome": step.outcome})
+
+    async def merge_answer(r: Record) -> None:
+        if not merger.is_loaded(r.partition):
+            started = time.perf_counter()
+            emitted = await read_to_end(bootstrap, topics.matches, [r.partition], security=settings.security)
+            merger.load(r.partition, (orjson.loads(value) for value in emitted))
+            metrics.rebuild_seconds.labels("merger").observe(time.perf_counter() - started)
+        for out in merger.receive(r.partition, orjson.loads(r.value), emitted_at=datetime.now(UTC)):
+            await app.producer.send(topics.matches, out.seeker.id.encode(), encode(out), r.partition, None, None)
+            count_emitted(out)
+        await answers_table.write_through()
+        progress[(r.topic, r.partition)] = r.offset + 1
+
+    guard = GapGuard(bootstrap, settings.app_id, settings.security)
+
+    async def take_each(stream: faust.StreamT[bytes], handle: Callable[[Record], Awaitable[None]]) -> None:
+        """Hand every record of ``stream`` to ``handle`` in offset order, gaps included (see
+        :mod:`streams.gaps`)."""
         async for event in stream.events():
             m = event.message
-            outcome = route(
-                m.value, Source(m.topic, m.partition, m.offset, m.key), settings, received_at=datetime.now(UTC)
-            )
-            if isinstance(outcome, DeadLetter):
-                await app.producer.send(topics.deadletter, m.key, encode(outcome), None, None, None)
-                metrics.dead_lettered(m.topic, outcome.error_kind)
-                log.info(
-                    "dead letter",
-                    extra={"topic": m.topic, "offset": m.offset, "error_kind": outcome.error_kind},
-                )
-            else:
-                for shard in range(settings.shards):
-                    await app.producer.send(topics.shard_log, outcome.key, outcome.value, shard, None, None)
-            progress[(m.topic, m.partition)] = m.offset + 1
+            for missed in await guard.missed(m.topic, m.partition, m.offset):
+                await handle(missed)
+            await handle(Record(m.topic, m.key, m.value, m.partition, m.offset))
+
+    @app.agent(inputs, concurrency=1)
+    async def validate(stream: faust.StreamT[bytes]) -> None:
+        await take_each(stream, route_input)
 
     @app.agent(shard_log, concurrency=1)
     async def shard(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            m = event.message
-            if not shards.is_built(m.partition):
-                await build_shard(m.partition)
-            step = shards.apply(m.partition, m.offset, m.key, m.value)
-            await send_answers(step.answers)
-            await book_table.write_through()
-            progress[(m.topic, m.partition)] = m.offset + 1
-            if m.partition == 0:  # every shard sees every event: count it once
-                metrics.events.labels(topic_of_kind[m.key.decode().split(":", 1)[0]], step.outcome).inc()
-            metrics.engine_seconds.labels(step.trigger).observe(step.engine_seconds)
-            metrics.candidates.labels(step.trigger).observe(step.candidates)
-            metrics.set_book(m.partition, shards.book_sizes(m.partition))
-            log.debug("event applied", extra={"key": m.key.decode(), "shard": m.partition, "outcome": step.outcome})
+        await take_each(stream, apply_to_shard)
 
     @app.agent(answers, concurrency=1)
     async def merge(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            m = event.message
-            if not merger.is_loaded(m.partition):
-                started = time.perf_counter()
-                emitted = await read_to_end(bootstrap, topics.matches, [m.partition], security=settings.security)
-                merger.load(m.partition, (orjson.loads(value) for value in emitted))
-                metrics.rebuild_seconds.labels("merger").observe(time.perf_counter() - started)
-            for out in merger.receive(m.partition, orjson.loads(m.value), emitted_at=datetime.now(UTC)):
-                await app.producer.send(topics.matches, out.seeker.id.encode(), encode(out), m.partition, None, None)
-                count_emitted(out)
-            await answers_table.write_through()
-            progress[(m.topic, m.partition)] = m.offset + 1
+        await take_each(stream, merge_answer)
 
     def count_emitted(out: MatchEvent) -> None:
         if out.type == "match":
@@ -219,6 +230,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     async def drop_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         for tp in revoked:
             progress.pop((tp.topic, tp.partition), None)
+            guard.forget(tp.topic, tp.partition)
             if tp.topic == topics.shard_log:
                 shards.drop(tp.partition)
                 metrics.forget_shard(tp.partition)
