@@ -212,9 +212,9 @@ def rss_mb(worker: WorkerProcess) -> float:
 async def load(bootstrap: str, *, events: int, rate_per_s: float, retention_days: float = 1.0) -> dict[str, Any]:
     """A churning market replayed at ``rate_per_s``; the worker's RSS sampled every second.
 
-    ``rss_levels_off``: over the second half of the replay the worker's RSS grows by less than 10% of
-    what it was at half time: the open book is level there (listings expire and are withdrawn as fast
-    as they come), so a leak is what would still grow with the events."""
+    ``passed`` also needs the RSS to level off: over the second half of the replay it grows by less
+    than 10% of what it was at half time. The open book is level there (listings expire and are
+    withdrawn as fast as they come), so a leak is what would still grow with the events."""
     dep = Deployment(bootstrap, extra_env={"PATENTMATCH_MATCHING__TOMBSTONE_RETENTION_DAYS": str(retention_days)})
     try:
         await prepare(dep)

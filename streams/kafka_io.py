@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -31,15 +32,24 @@ __all__ = [
     "read_range",
     "read_records",
     "read_to_end",
+    "ssl_context",
 ]
+
+
+def ssl_context(security: KafkaSecurity) -> ssl.SSLContext | None:
+    """The TLS context ``security`` asks for (None without TLS)."""
+    if not security.uses_tls:
+        return None
+    return create_ssl_context(cafile=str(security.ssl_cafile) if security.ssl_cafile else None)
 
 
 def client_options(security: KafkaSecurity) -> dict[str, Any]:
     """The keyword arguments that make an aiokafka client (producer, consumer, admin) connect as
-    ``security`` says. The password is revealed here and nowhere else."""
+    ``security`` says. Besides faust's credentials (``streams.service``) and a worker's environment
+    (``streams.supervision``), this is the only place the password is revealed."""
     options: dict[str, Any] = {"security_protocol": security.protocol}
-    if security.uses_tls:
-        options["ssl_context"] = create_ssl_context(cafile=str(security.ssl_cafile) if security.ssl_cafile else None)
+    if (context := ssl_context(security)) is not None:
+        options["ssl_context"] = context
     if security.uses_sasl:
         assert security.password is not None  # checked by KafkaSecurity
         options |= {

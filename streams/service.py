@@ -32,7 +32,7 @@ from schemas import DeadLetter, MatchEvent, encode
 from streams.gaps import GapGuard
 from streams.health import BrokerProbe, Progress, consumer_lags, not_ready_because, register_pages
 from streams.intake import Source, route
-from streams.kafka_io import Record, client_options, read_to_end
+from streams.kafka_io import Record, read_to_end, ssl_context
 from streams.merging import Merger
 from streams.metrics import ServiceMetrics
 from streams.settings import KafkaSecurity, Settings
@@ -71,7 +71,7 @@ def internal_topics(settings: Settings) -> tuple[dict[str, int], dict[str, dict[
 
 def faust_credentials(security: KafkaSecurity) -> SASLCredentials | SSLCredentials | None:
     """The faust form of :class:`KafkaSecurity` (faust hands it to aiokafka for every client it makes)."""
-    context = client_options(security).get("ssl_context")
+    context = ssl_context(security)
     if security.uses_sasl:
         assert security.password is not None  # checked by KafkaSecurity
         return SASLCredentials(
