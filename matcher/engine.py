@@ -104,11 +104,15 @@ class Engine:
         *,
         shards: int = 1,
         only_shard: int | None = None,
+        explain_notices: bool = True,
     ) -> None:
         """``shards=S`` runs all S shards here; with ``only_shard=i`` the engine is shard i of S alone,
         as a worker of the service runs it: its views are then that shard's *local* top K, which the
-        service's merger combines with the other shards' answers."""
+        service's merger combines with the other shards' answers. With ``explain_notices=False`` match
+        notices come without an explanation, for a caller that explains only the matches it publishes
+        (:meth:`explain`)."""
         self.config = config or MatchingConfig()
+        self.explain_notices = explain_notices
         self.analyzer = analyzer or default_analyzer()
         indexes = range(shards) if only_shard is None else [only_shard]
         self.shards = [Shard(self.config, self.analyzer, index=i, count=shards) for i in indexes]
@@ -200,7 +204,14 @@ class Engine:
     ) -> list[Notice]:
         out = [Notice("revoke", c, event.event_id, event.occurred_at, reason=_revoke_reason(c, closures)) for c in left]
         out += [
-            Notice("match", c, event.event_id, event.occurred_at, rank=rank, explanation=self.explain(c))
+            Notice(
+                "match",
+                c,
+                event.event_id,
+                event.occurred_at,
+                rank=rank,
+                explanation=self.explain(c) if self.explain_notices else None,
+            )
             for c, rank in announced
         ]
         return out

@@ -53,7 +53,10 @@ def levels(code: str) -> tuple[str, ...]:
     return tuple(ipc_levels(code))
 
 
+@lru_cache(maxsize=262144)
 def field_pair(demand_code: str, patent_code: str) -> float:
+    """Cached: the codes of a book come from a few thousand IPC groups, and explanations and the
+    percolation of financiers ask for the same pairs again and again."""
     wanted, have = levels(demand_code), levels(patent_code)
     if wanted[-1] in have:
         return 1.0
@@ -72,11 +75,11 @@ def field_score(demand_codes: Iterable[str], patent_codes: Iterable[str]) -> flo
 
 def matched_codes(demand_codes: Iterable[str], patent_codes: Iterable[str]) -> list[str]:
     """The patent codes that reach the best field score (for the explanation)."""
-    demand_codes, patent_codes = tuple(demand_codes), tuple(patent_codes)
-    best = field_score(demand_codes, patent_codes)
+    pairs = [(field_pair(d, p), p) for d in demand_codes for p in patent_codes]
+    best = max((score for score, _ in pairs), default=0.0)
     if best == 0:
         return []
-    return sorted({p for p in patent_codes for d in demand_codes if field_pair(d, p) == best})
+    return sorted({p for score, p in pairs if score == best})
 
 
 def text_score(query: Mapping[str, float], terms: Mapping[str, int], doc_len: int, config: MatchingConfig) -> float:

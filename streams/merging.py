@@ -1,10 +1,18 @@
 """The merge stage: each seeker's open matches, combined from the shards' answers.
 
 For every seeker the merger keeps the latest answer of each shard (in a changelog-backed table, one
-entry per seeker) and announces the difference between the merged top K and what it has *emitted* —
-the open matches of that seeker in ``patent.matches`` itself. What was emitted is read back from the
-output topic when the merger takes a partition, so after a crash the merger emits exactly what is
-missing: no lost match, and no repeat other than the events in flight at the crash.
+entry per seeker and shard) and announces the difference between the merged top K and what it has
+*emitted* — the open matches of that seeker in ``patent.matches`` itself.
+
+Taking an answer (:meth:`Merger.receive`) only stores it and marks its seeker; the service asks for the
+match and revoke events (:meth:`Merger.take_events`) when no answer is left waiting, or every
+``batch_interval_s`` in a backlog. A seeker whose top K changed many times meanwhile is announced once,
+with its net change: brokers are not sent matches that came and went within a fraction of a second.
+
+What was emitted is read back from the output topic when the merger takes a partition, and every
+seeker of the partition is then compared again (a *resync*), so after a crash the merger emits exactly
+what is missing — including the changes of answers it had stored but not yet announced — and repeats
+nothing but the events in flight at the crash.
 """
 
 from __future__ import annotations
@@ -17,9 +25,12 @@ import orjson
 
 from matcher.candidates import Candidate, SeekerKey
 from schemas import EntityRef, MatchEvent, MatchFacts
-from streams.sharding import candidate_from_wire, seeker_key
+from streams.sharding import candidate_from_wire, merge_partition, seeker_key
 
 __all__ = ["Merger", "candidate_of_event"]
+
+Trigger = tuple[str, str]
+"""The event that produced a change: (event id, occurred_at in ISO 8601)."""
 
 
 def candidate_of_event(event: Mapping[str, Any]) -> Candidate:
@@ -41,19 +52,33 @@ def candidate_of_event(event: Mapping[str, Any]) -> Candidate:
 
 
 class Merger:
-    """``store`` is the changelog-backed table of answers (a dict in unit tests)."""
+    """``store`` is the changelog-backed table of answers (a dict in unit tests): one entry per seeker
+    and shard, ``"<kind>:<id>|<shard>"``, holding that shard's latest answer as it arrived (answers are
+    several KB and arrive several per input event: they are not decoded and encoded again)."""
 
-    def __init__(self, store: MutableMapping[str, bytes], *, top_k: int) -> None:
+    def __init__(self, store: MutableMapping[str, bytes], *, top_k: int, shards: int, partitions: int) -> None:
         self.store = store
         self.top_k = top_k
+        self.shards = shards
+        self.partitions = partitions
         self._emitted: dict[int, dict[SeekerKey, dict[str, Candidate]]] = {}
+        self._pending: dict[int, dict[SeekerKey, tuple[dict[str, str], Trigger | None]]] = {}
+        """Per partition, the seekers to compare again: why members left (match id, or ``*`` for all
+        of a shard's, → revoke reason) and the last event that changed them, if known."""
+        self._taken: dict[tuple[SeekerKey, int], dict[str, Any]] = {}
+        """The answers stored since the last :meth:`take_events`, decoded: most of what it compares."""
+        self._tags: dict[int, dict[SeekerKey, dict[int, tuple[int, bool]]]] = {}
+        """Per partition and seeker, the tag of each shard's stored answer and whether it has members:
+        what taking an answer needs, without decoding the stored ones."""
 
     def is_loaded(self, partition: int) -> bool:
         return partition in self._emitted
 
     def load(self, partition: int, emitted_events: Iterable[Mapping[str, Any]]) -> None:
-        """Take a partition: fold what ``patent.matches`` holds for it into the emitted state."""
+        """Take a partition: fold what ``patent.matches`` holds for it into the emitted state, and mark
+        every seeker it holds, there or in the table, for a resync."""
         emitted: dict[SeekerKey, dict[str, Candidate]] = {}
+        pending: dict[SeekerKey, tuple[dict[str, str], Trigger | None]] = {}
         for event in emitted_events:
             seeker: SeekerKey = (event["seeker"]["entity"], event["seeker"]["id"])
             held = emitted.setdefault(seeker, {})
@@ -61,35 +86,87 @@ class Merger:
                 held[event["match_id"]] = candidate_of_event(event)
             else:
                 held.pop(event["match_id"], None)
-        self._emitted[partition] = emitted
+            pending[seeker] = ({}, (event["trigger_event_id"], event["occurred_at"]))
+        for key in list(self.store):
+            stored = _seeker_of_key(key)
+            if merge_partition(stored, self.partitions) == partition:
+                pending.setdefault(stored, ({}, None))
+        self._emitted[partition] = {seeker: held for seeker, held in emitted.items() if held}
+        self._pending[partition] = pending
+        self._tags[partition] = {}
 
     def drop(self, partition: int) -> None:
+        """The partition went to another worker: forget it (the table entries then change elsewhere)."""
         self._emitted.pop(partition, None)
+        self._pending.pop(partition, None)
+        self._tags.pop(partition, None)
+        self._taken = {
+            key: answer for key, answer in self._taken.items() if merge_partition(key[0], self.partitions) != partition
+        }
 
-    def receive(self, partition: int, answer: Mapping[str, Any], *, emitted_at: datetime) -> list[MatchEvent]:
-        """Take one shard answer; return the match and revoke events that bring the seeker's emitted
-        matches to its merged top K."""
+    def receive(self, partition: int, raw: bytes) -> None:
+        """Take one shard answer (its bytes, as the shard sent them): store it unless the table holds a
+        newer one from that shard, and mark its seeker for :meth:`take_events`."""
+        answer = orjson.loads(raw)
         seeker: SeekerKey = (answer["seeker"][0], answer["seeker"][1])
-        key = seeker_key(seeker)
-        raw = self.store.get(key)
-        held: dict[str, Any] = orjson.loads(raw) if raw is not None else {}
-        shard = str(answer["shard"])
-        if shard not in held or answer["tag"] >= held[shard]["tag"]:
-            entry = {"tag": answer["tag"], "members": answer["members"]}
-            held = {**held, shard: entry}
-            if any(e["members"] for e in held.values()):
-                self.store[key] = orjson.dumps(held)
-            elif raw is not None:
-                # Nothing from any shard: forget the seeker, so that the table holds open matches only
-                # and does not grow with every seeker ever seen. An older answer arriving later (a shard
-                # replaying what it did before a crash) can then be taken again; the newer answers that
-                # follow it in the same shard's order take it back.
-                del self.store[key]
-        merged = self._merged(held)
-        return self._diff(partition, seeker, merged, answer, emitted_at)
+        shard = answer["shard"]
+        tags = self._tags[partition]
+        if seeker not in tags:
+            tags[seeker] = {stored: (a["tag"], bool(a["members"])) for stored, a in self._held(seeker).items()}
+        known = tags[seeker]
+        if shard in known and answer["tag"] < known[shard][0]:
+            return
+        known[shard] = (answer["tag"], bool(answer["members"]))
+        keys = self._keys(seeker)
+        if any(has_members for _, has_members in known.values()):
+            self.store[keys[shard]] = raw
+            self._taken[(seeker, shard)] = answer
+        else:
+            # Nothing from any shard: forget the seeker, so that the table holds open matches only and
+            # does not grow with every seeker ever seen. An older answer arriving later (a shard
+            # replaying what it did before a crash) can then be taken again; the newer answers that
+            # follow it in the same shard's order take it back.
+            for stored, key in keys.items():
+                self.store.pop(key, None)
+                self._taken.pop((seeker, stored), None)
+            del tags[seeker]
+        pending = self._pending[partition]
+        reasons = pending[seeker][0] if seeker in pending else {}
+        reasons.update(answer["left"])
+        pending[seeker] = (reasons, (answer["trigger"][0], answer["trigger"][1]))
 
-    def _merged(self, held: Mapping[str, Any]) -> list[tuple[Candidate, dict[str, Any]]]:
-        members = [(candidate_from_wire(m["c"]), m["x"]) for entry in held.values() for m in entry["members"]]
+    def take_events(self, *, emitted_at: datetime) -> list[tuple[int, MatchEvent]]:
+        """The match and revoke events (with their partitions) that bring every marked seeker's emitted
+        matches to its merged top K."""
+        out: list[tuple[int, MatchEvent]] = []
+        for partition, pending in sorted(self._pending.items()):
+            self._pending[partition] = {}
+            for seeker, (reasons, trigger) in sorted(pending.items()):
+                held = self._held(seeker)
+                trigger = trigger or _latest_trigger(held.values())
+                if trigger is None:
+                    continue  # nothing emitted, nothing stored: nothing to announce
+                events = self._diff(partition, seeker, self._merged(held.values()), reasons, trigger, emitted_at)
+                out += [(partition, event) for event in events]
+        self._taken.clear()
+        return out
+
+    def _keys(self, seeker: SeekerKey) -> dict[int, str]:
+        return {shard: f"{seeker_key(seeker)}|{shard}" for shard in range(self.shards)}
+
+    def _held(self, seeker: SeekerKey) -> dict[int, dict[str, Any]]:
+        """The latest stored answer of each shard for ``seeker``."""
+        held = {}
+        for shard, key in self._keys(seeker).items():
+            answer = self._taken.get((seeker, shard))
+            if answer is None and (raw := self.store.get(key)) is not None:
+                answer = orjson.loads(raw)
+            if answer is not None:
+                held[shard] = answer
+        return held
+
+    def _merged(self, held: Iterable[Mapping[str, Any]]) -> list[tuple[Candidate, dict[str, Any]]]:
+        members = [(candidate_from_wire(m["c"]), m["x"]) for answer in held for m in answer["members"]]
         members.sort(key=lambda pair: pair[0].order)
         return members[: self.top_k]
 
@@ -98,14 +175,13 @@ class Merger:
         partition: int,
         seeker: SeekerKey,
         merged: list[tuple[Candidate, dict[str, Any]]],
-        answer: Mapping[str, Any],
+        reasons: Mapping[str, str],
+        trigger: Trigger,
         emitted_at: datetime,
     ) -> list[MatchEvent]:
         emitted = self._emitted[partition].setdefault(seeker, {})
-        trigger_id, trigger_at = answer["trigger"]
-        occurred_at = datetime.fromisoformat(trigger_at)
+        trigger_id, occurred_at = trigger[0], datetime.fromisoformat(trigger[1])
         now_ids = {c.match_id for c, _ in merged}
-        reasons: Mapping[str, str] = answer["left"]
         out: list[MatchEvent] = []
         for match_id in sorted(set(emitted) - now_ids):
             gone = emitted.pop(match_id)
@@ -119,6 +195,16 @@ class Merger:
         if not emitted:
             del self._emitted[partition][seeker]
         return out
+
+
+def _seeker_of_key(key: str) -> SeekerKey:
+    kind, entity_id = key.rsplit("|", 1)[0].split(":", 1)
+    return (kind, entity_id)  # type: ignore[return-value]
+
+
+def _latest_trigger(held: Iterable[Mapping[str, Any]]) -> Trigger | None:
+    answers = sorted(held, key=lambda answer: answer["tag"])
+    return (answers[-1]["trigger"][0], answers[-1]["trigger"][1]) if answers else None
 
 
 def _event(

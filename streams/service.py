@@ -29,6 +29,7 @@ from faust.auth import SASLCredentials, SSLCredentials
 from matcher import MatchingConfig
 from matcher.text import default_analyzer
 from schemas import DeadLetter, MatchEvent, encode
+from streams.batching import Batch
 from streams.gaps import GapGuard
 from streams.health import BrokerProbe, Progress, consumer_lags, not_ready_because, register_pages
 from streams.intake import Source, route
@@ -36,7 +37,7 @@ from streams.kafka_io import Record, read_to_end, ssl_context
 from streams.merging import Merger
 from streams.metrics import ServiceMetrics
 from streams.settings import KafkaSecurity, Settings
-from streams.sharding import Answer, ShardStage, merge_partition
+from streams.sharding import Answer, ShardStage, bundle_answers, split_bundle
 from streams.tables import written_through_table
 
 __all__ = ["build_app", "internal_topics", "public_topics"]
@@ -117,7 +118,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     book_table = written_through_table(app, "book", partitions=settings.shards)
     answers_table = written_through_table(app, "answers", partitions=settings.merge_partitions)
     shards = ShardStage(book_table, shards=settings.shards, config=config, analyzer=default_analyzer())
-    merger = Merger(answers_table, top_k=config.top_k)
+    merger = Merger(answers_table, top_k=config.top_k, shards=settings.shards, partitions=settings.merge_partitions)
     metrics = ServiceMetrics()
     progress: Progress = {}
     sources = {topics.offers, topics.demands, topics.financing, topics.shard_log, topics.answers}
@@ -135,9 +136,8 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         metrics.broker_up.set(1 if await probe.check() else 0)
 
     async def send_answers(batch: Iterable[Answer]) -> None:
-        for answer in batch:
-            partition = merge_partition(answer.seeker, settings.merge_partitions)
-            await app.producer.send(topics.answers, answer.seeker[1].encode(), answer.to_bytes(), partition, None, None)
+        for partition, bundle in bundle_answers(batch, settings.merge_partitions):
+            await app.producer.send(topics.answers, None, bundle, partition, None, None)
 
     async def build_shard(shard: int) -> None:
         started = time.perf_counter()
@@ -164,7 +164,6 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         if not shards.is_built(r.partition):
             await build_shard(r.partition)
         step = shards.apply(r.partition, r.offset, r.key, r.value)
-        await send_answers(step.answers)
         await book_table.write_through()
         progress[(r.topic, r.partition)] = r.offset + 1
         if r.partition == 0:  # every shard sees every event: count it once
@@ -180,22 +179,48 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             emitted = await read_to_end(bootstrap, topics.matches, [r.partition], security=settings.security)
             merger.load(r.partition, (orjson.loads(value) for value in emitted))
             metrics.rebuild_seconds.labels("merger").observe(time.perf_counter() - started)
-        for out in merger.receive(r.partition, orjson.loads(r.value), emitted_at=datetime.now(UTC)):
-            await app.producer.send(topics.matches, out.seeker.id.encode(), encode(out), r.partition, None, None)
-            count_emitted(out)
+        for answer in split_bundle(r.value):
+            merger.receive(r.partition, answer)
         await answers_table.write_through()
         progress[(r.topic, r.partition)] = r.offset + 1
 
     guard = GapGuard(bootstrap, settings.app_id, settings.security)
 
-    async def take_each(stream: faust.StreamT[bytes], handle: Callable[[Record], Awaitable[None]]) -> None:
+    async def take_each(
+        stream: faust.StreamT[bytes],
+        handle: Callable[[Record], Awaitable[None]],
+        batch: Batch | None = None,
+    ) -> None:
         """Hand every record of ``stream`` to ``handle`` in offset order, gaps included (see
-        :mod:`streams.gaps`)."""
+        :mod:`streams.gaps`), and let ``batch`` flush when it is due."""
         async for event in stream.events():
             m = event.message
             for missed in await guard.missed(m.topic, m.partition, m.offset):
                 await handle(missed)
             await handle(Record(m.topic, m.key, m.value, m.partition, m.offset))
+            if batch is not None:
+                await batch.after_record()
+
+    async def answer_changed_seekers() -> None:
+        """Send the answers of the events applied since the last call. A crash before they are sent
+        loses nothing: a restarted shard answers for every seeker it holds (:meth:`ShardStage.build`)."""
+        for shard in sorted(shards.owned()):
+            await send_answers(shards.take_answers(shard))
+
+    async def publish_merged() -> None:
+        """Announce what the answers taken since the last call changed. A crash before it loses nothing:
+        the merger compares every seeker again when it takes a partition (:meth:`Merger.load`)."""
+        for partition, out in merger.take_events(emitted_at=datetime.now(UTC)):
+            await app.producer.send(topics.matches, out.seeker.id.encode(), encode(out), partition, None, None)
+            count_emitted(out)
+
+    answering = Batch(answer_changed_seekers, interval=settings.batch_interval_s)
+    publishing = Batch(publish_merged, interval=settings.batch_interval_s)
+
+    @app.timer(interval=settings.batch_interval_s)
+    async def flush_batches() -> None:
+        await answering.flush()
+        await publishing.flush()
 
     @app.agent(inputs, concurrency=1)
     async def validate(stream: faust.StreamT[bytes]) -> None:
@@ -203,11 +228,11 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
 
     @app.agent(shard_log, concurrency=1)
     async def shard(stream: faust.StreamT[bytes]) -> None:
-        await take_each(stream, apply_to_shard)
+        await take_each(stream, apply_to_shard, answering)
 
     @app.agent(answers, concurrency=1)
     async def merge(stream: faust.StreamT[bytes]) -> None:
-        await take_each(stream, merge_answer)
+        await take_each(stream, merge_answer, publishing)
 
     def count_emitted(out: MatchEvent) -> None:
         if out.type == "match":

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     commit_interval_s: float = 1.0
+    batch_interval_s: float = 0.02
+    """How long a shard holds the changes of the events it applies before answering the merger, and the
+    merger the changes of the answers it takes before announcing them (:mod:`streams.batching`). A
+    seeker touched many times within it gets one answer and one set of match events, its net change."""
     broker_probe_interval_s: float = 2.0
     """How often the worker asks the brokers for metadata; while they do not answer it is not ready."""
     session_timeout_s: float = 60.0

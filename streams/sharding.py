@@ -1,9 +1,12 @@
 """The shard stage: one engine per shard-log partition, its book kept in a changelog-backed table.
 
 Each partition of the shard log is one shard of the book (DESIGN.md, "Dataflow and scale-out"). The
-worker that owns the partition runs :class:`matcher.Engine` as that shard alone, and after every event
-sends, for each seeker whose *local* top K changed, an :class:`Answer` to the merger: the whole local
-top K, tagged with the shard-log offset that produced it.
+worker that owns the partition runs :class:`matcher.Engine` as that shard alone. Applying an event
+marks the seekers whose *local* top K changed; :meth:`ShardStage.take_answers` then gives, for each
+marked seeker, an :class:`Answer` for the merger: the whole local top K, tagged with the shard-log
+offset the shard has applied. The service takes the answers when its queue of shard-log records runs
+dry, so that in a backlog a seeker touched by many events is answered once (the merger would only
+keep the last of those answers anyway), while a lone event is answered at once.
 
 The table holds, per shard, the latest accepted event of each open entity, a small tombstone for each
 closed one (its version, why and when it closed: what the book needs to refuse an older version), and
@@ -20,13 +23,14 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
 from functools import partial
 
 import orjson
 
 from matcher import Engine, MatchingConfig
+from matcher.book import Entity
 from matcher.candidates import Candidate, SeekerKey
 from matcher.engine import Notice, Result, entity_from_event
 from matcher.entities import Demand, Offer
@@ -34,9 +38,19 @@ from matcher.explain import Explanation
 from matcher.text import TextAnalyzer
 from schemas import EVENT_TYPES, BuyerDemand, InputEvent, PatentOffer, Rejection, decode
 
-__all__ = ["Answer", "ShardStage", "ShardStep", "merge_partition", "seeker_key", "trigger_kind"]
+__all__ = [
+    "Answer",
+    "ShardStage",
+    "ShardStep",
+    "bundle_answers",
+    "merge_partition",
+    "seeker_key",
+    "split_bundle",
+    "trigger_kind",
+]
 
 META = "@"
+ENTITY_CACHE_SIZE = 4096
 
 
 def seeker_key(seeker: SeekerKey) -> str:
@@ -55,7 +69,8 @@ class Answer:
     seeker: SeekerKey
     shard: int
     tag: int
-    members: list[dict[str, object]]
+    members: list[orjson.Fragment]
+    """Each member encoded: ``{"c": candidate_to_wire(...), "x": explanation}``."""
     left: dict[str, str]
     """Why members left since the shard's previous answer (match id → revoke reason)."""
     trigger: tuple[str, str]
@@ -74,11 +89,44 @@ class Answer:
         )
 
 
+BUNDLE_BYTES = 512 * 1024
+"""Bundles stay well below the broker's default 1 MB record limit."""
+
+
+def bundle_answers(answers: Iterable[Answer], partitions: int) -> list[tuple[int, bytes]]:
+    """The answers as records for the merger: per merger partition, the answers' JSON one per line, in
+    records of at most :data:`BUNDLE_BYTES` (or one answer, if larger).
+
+    faust spends about 170 µs on each record it consumes (FAUST.md), and an event changes the answers
+    of ten seekers and more; one record per partition and batch keeps that cost off the merger."""
+    lines: dict[int, list[bytes]] = {}
+    for answer in answers:
+        lines.setdefault(merge_partition(answer.seeker, partitions), []).append(answer.to_bytes())
+    records: list[tuple[int, bytes]] = []
+    for partition, encoded in sorted(lines.items()):
+        bundle: list[bytes] = []
+        size = 0
+        for line in encoded:
+            if bundle and size + len(line) > BUNDLE_BYTES:
+                records.append((partition, b"\n".join(bundle)))
+                bundle, size = [], 0
+            bundle.append(line)
+            size += len(line) + 1
+        records.append((partition, b"\n".join(bundle)))
+    return records
+
+
+def split_bundle(record: bytes) -> list[bytes]:
+    """The answers of a record made by :func:`bundle_answers` (JSON never holds a raw newline)."""
+    return record.split(b"\n")
+
+
 @dataclass(frozen=True, slots=True)
 class ShardStep:
-    """What applying one shard-log record did: the answers to send, and figures for the metrics."""
+    """What applying one shard-log record did, for the metrics."""
 
-    answers: list[Answer]
+    touched: int
+    """Seekers whose local top K the event changed."""
     outcome: str
     trigger: str
     """offer | buyer_demand | financier | financing_request"""
@@ -95,9 +143,11 @@ def trigger_kind(event: InputEvent) -> str:
 
 
 def candidate_to_wire(candidate: Candidate) -> list[object]:
+    """The candidate as a JSON list, its match id included (the merger reads thousands a second and
+    need not hash them again)."""
     c = candidate
     return [c.kind, c.seeker_kind, c.seeker_id, c.seeker_version, c.counterpart_kind, c.counterpart_id,
-            c.counterpart_version, c.financier_id, c.financier_version, c.score]  # fmt: skip
+            c.counterpart_version, c.financier_id, c.financier_version, c.score, c.match_id]  # fmt: skip
 
 
 def candidate_from_wire(fields: list[object]) -> Candidate:
@@ -125,11 +175,35 @@ class _PartitionEngine:
         again from the committed offset, which may be lower: those events change nothing, and this
         must not move back with them, or a later resync would carry a tag older than answers the
         merger already holds, and be ignored."""
-        self._explained: dict[str, tuple[Candidate, dict[str, object]]] = {}
+        self._explained: dict[str, tuple[Candidate, orjson.Fragment]] = {}
+        """Each current member as it goes on the wire, explained and encoded once (a member stays in a
+        seeker's answers for many events, and explaining it is the dearest part of an answer)."""
         self._prune_at = 1000
+        self.unanswered: dict[SeekerKey, tuple[dict[str, str], tuple[str, str]]] = {}
+        """Seekers changed since the last answers: why members left (match id → revoke reason, the
+        latest reason wins), and the last event that changed them."""
+
+    def mark(self, notices: list[Notice], trigger: tuple[str, str]) -> int:
+        """Note the seekers the notices changed; returns how many."""
+        seekers = set()
+        for notice in notices:
+            seeker = notice.candidate.seeker
+            seekers.add(seeker)
+            reasons = self.unanswered.get(seeker, ({}, trigger))[0]
+            if notice.type == "revoke" and notice.reason is not None:
+                reasons[notice.candidate.match_id] = notice.reason
+            self.unanswered[seeker] = (reasons, trigger)
+        return len(seekers)
+
+    def take_answers(self) -> list[Answer]:
+        unanswered, self.unanswered = self.unanswered, {}
+        return [
+            self.answer(seeker, self.applied_through, reasons, trigger)
+            for seeker, (reasons, trigger) in sorted(unanswered.items())
+        ]
 
     def answer(self, seeker: SeekerKey, tag: int, left: dict[str, str], trigger: tuple[str, str]) -> Answer:
-        members = [{"c": candidate_to_wire(c), "x": self._explanation(c)} for c in self.engine.views.view(seeker)]
+        members = [self._member(c) for c in self.engine.views.view(seeker)]
         return Answer(seeker, self.shard, tag, members, left, trigger)
 
     def remember(self, notices: list[Notice]) -> None:
@@ -137,8 +211,6 @@ class _PartitionEngine:
             c = notice.candidate
             if notice.type == "revoke":
                 self._explained.pop(c.match_id, None)
-            elif notice.explanation is not None:
-                self._explained[c.match_id] = (c, _explanation_to_wire(notice.explanation))
         if len(self._explained) > self._prune_at:
             # Members can leave a view without a revoke of ours (their seeker closed): keep what is
             # open, and look again once the cache has doubled (amortised: a constant cost per notice).
@@ -146,11 +218,12 @@ class _PartitionEngine:
             self._explained = {m: known for m, known in self._explained.items() if m in live}
             self._prune_at = 2 * len(self._explained) + 1000
 
-    def _explanation(self, candidate: Candidate) -> dict[str, object]:
+    def _member(self, candidate: Candidate) -> orjson.Fragment:
         known = self._explained.get(candidate.match_id)
         if known is not None and known[0].same_state(candidate):
             return known[1]
-        wire = _explanation_to_wire(self.engine.explain(candidate))
+        explanation = _explanation_to_wire(self.engine.explain(candidate))
+        wire = orjson.Fragment(orjson.dumps({"c": candidate_to_wire(candidate), "x": explanation}))
         self._explained[candidate.match_id] = (candidate, wire)
         return wire
 
@@ -175,6 +248,9 @@ class ShardStage:
         self.config = config
         self.analyzer = analyzer
         self._engines: dict[int, _PartitionEngine] = {}
+        self._entities: dict[bytes, tuple[InputEvent, Entity]] = {}
+        """The last events decoded, with their entities: every shard of this worker reads each demand and
+        request (and each offer, for the patent registry), so decoding and tokenising once is enough."""
 
     def owned(self) -> set[int]:
         return set(self._engines)
@@ -186,12 +262,12 @@ class ShardStage:
         return shard in self._engines
 
     def apply(self, shard: int, offset: int, key: bytes, value: bytes) -> ShardStep:
-        """Apply one shard-log record. The caller builds the shard first (:meth:`build`)."""
+        """Apply one shard-log record, and mark the seekers it changed for :meth:`take_answers`. The
+        caller builds the shard first (:meth:`build`)."""
         part = self._engines[shard]
-        kind = key.decode().split(":", 1)[0]
-        event = _decode_trusted(kind, value)
+        event, entity = self._entity(key, value)
         began = time.perf_counter()
-        result = part.engine.apply(event)
+        result = part.engine.apply_entity(entity, event)
         engine_seconds = time.perf_counter() - began
         step = partial(
             ShardStep,
@@ -207,15 +283,24 @@ class ShardStage:
             {"offset": part.applied_through, "watermark": part.engine.shards[0].book.watermark, "trigger": trigger}
         )
         if not result.notices:
-            return step([])
+            return step(0)
         part.remember(result.notices)
-        left: dict[SeekerKey, dict[str, str]] = {}
-        for notice in result.notices:
-            reasons = left.setdefault(notice.candidate.seeker, {})
-            if notice.type == "revoke" and notice.reason is not None:
-                reasons[notice.candidate.match_id] = notice.reason
-        answers = [part.answer(seeker, offset, reasons, trigger) for seeker, reasons in sorted(left.items())]
-        return step(answers)
+        return step(part.mark(result.notices, trigger))
+
+    def _entity(self, key: bytes, value: bytes) -> tuple[InputEvent, Entity]:
+        known = self._entities.get(value)
+        if known is None:
+            event = _decode_trusted(key.decode().split(":", 1)[0], value)
+            known = self._entities[value] = (event, entity_from_event(event, self.analyzer, self.config))
+            if len(self._entities) > ENTITY_CACHE_SIZE:
+                del self._entities[next(iter(self._entities))]
+        return known
+
+    def take_answers(self, shard: int) -> list[Answer]:
+        """An answer for each seeker whose local top K changed since the last call (tagged with the
+        last offset applied), or nothing if the shard is not built here."""
+        part = self._engines.get(shard)
+        return part.take_answers() if part is not None else []
 
     def _store_changes(
         self, part: _PartitionEngine, shard: int, key: str, value: bytes, result: Result, event: InputEvent
@@ -244,7 +329,7 @@ class ShardStage:
     def build(self, shard: int) -> list[Answer]:
         """Rebuild the shard's engine from the table, silently, and return the resync: an answer for
         every seeker the shard has stored (empty, with the reason, for those no longer open)."""
-        engine = Engine(self.config, self.analyzer, shards=self.shards, only_shard=shard)
+        engine = Engine(self.config, self.analyzer, shards=self.shards, only_shard=shard, explain_notices=False)
         meta_raw = self.store.get(f"{shard}|{META}")
         meta = orjson.loads(meta_raw) if meta_raw is not None else None
         part = _PartitionEngine(engine, shard, applied_through=meta["offset"] if meta else -1)

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import orjson
+import pytest
 
+import streams.sharding
 from matcher import MatchingConfig
 from matcher.market import Market, to_event
 from matcher.oracle import oracle_matches
@@ -15,7 +17,7 @@ from streams.audit import audit
 from streams.merging import Merger
 from streams.replay import record_of
 from streams.settings import Settings
-from streams.sharding import Answer, ShardStage, merge_partition
+from streams.sharding import Answer, ShardStage, bundle_answers, merge_partition, split_bundle
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 SHARDS, MERGERS = 2, 3
@@ -28,29 +30,32 @@ def shard_log(documents: list[dict[str, object]]) -> list[tuple[bytes, bytes]]:
 
 
 def run_stages(
-    documents: list[dict[str, object]], config: MatchingConfig | None = None
+    documents: list[dict[str, object]], config: MatchingConfig | None = None, *, answer_every: int = 1
 ) -> tuple[list[ShardStage], Merger, list[dict[str, object]]]:
+    """Every event through every shard and the merger; the shards answer every ``answer_every``
+    events (and after the last), as the service does when records wait in its queue."""
     config = config or MatchingConfig()
     stages = [ShardStage({}, shards=SHARDS, config=config, analyzer=default_analyzer()) for _ in range(SHARDS)]
-    merger = Merger({}, top_k=config.top_k)
+    merger = Merger({}, top_k=config.top_k, shards=SHARDS, partitions=MERGERS)
     for partition in range(MERGERS):
         merger.load(partition, [])
     out: list[dict[str, object]] = []
     for shard, stage in enumerate(stages):
         stage.build(shard)
-    for offset, (key, value) in enumerate(shard_log(documents)):
+    log = shard_log(documents)
+    for offset, (key, value) in enumerate(log):
         for shard, stage in enumerate(stages):
-            out += deliver(merger, stage.apply(shard, offset, key, value).answers)
+            stage.apply(shard, offset, key, value)
+            if (offset + 1) % answer_every == 0 or offset == len(log) - 1:
+                out += deliver(merger, stage.take_answers(shard))
     return stages, merger, out
 
 
 def deliver(merger: Merger, answers: list[Answer]) -> list[dict[str, object]]:
-    out = []
-    for answer in answers:
-        wire = orjson.loads(answer.to_bytes())
-        for event in merger.receive(merge_partition(answer.seeker, MERGERS), wire, emitted_at=NOW):
-            out.append(orjson.loads(event.model_dump_json()))
-    return out
+    for partition, bundle in bundle_answers(answers, MERGERS):
+        for raw in split_bundle(bundle):
+            merger.receive(partition, raw)
+    return [orjson.loads(event.model_dump_json()) for _, event in merger.take_events(emitted_at=NOW)]
 
 
 def test_shards_and_merger_end_with_the_oracles_open_matches() -> None:
@@ -60,12 +65,41 @@ def test_shards_and_merger_end_with_the_oracles_open_matches() -> None:
     assert result.equal and result.duplicates == 0
 
 
+def test_answering_once_for_many_events_ends_the_same_with_fewer_notifications() -> None:
+    """In a backlog a shard answers for a batch of events: the seekers end with the oracle's matches,
+    and the matches that came and went within a batch never reach the brokers."""
+    documents = Market(11).lifecycle(400, expiring=0.2)
+    oracle = oracle_matches([to_event(d) for d in documents])
+    _, _, each = run_stages(documents)
+    _, _, batched = run_stages(documents, answer_every=25)
+    assert audit(each, oracle).equal and audit(batched, oracle).equal
+    assert audit(batched, oracle).duplicates == 0
+    assert len(batched) < len(each)
+
+
+def test_answers_travel_in_bundles_per_merger_partition_below_the_record_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    documents = Market(13).listings(300)
+    stages, _, _ = run_stages(documents)
+    answers = stages[0].build(0)  # a resync: an answer for every seeker
+    cap = 16 * 1024
+    monkeypatch.setattr(streams.sharding, "BUNDLE_BYTES", cap)
+    bundles = bundle_answers(answers, MERGERS)
+    assert MERGERS < len(bundles) < len(answers)
+    assert all(len(bundle) <= cap or b"\n" not in bundle for _, bundle in bundles)
+    unbundled = sorted(raw for _, bundle in bundles for raw in split_bundle(bundle))
+    assert unbundled == sorted(a.to_bytes() for a in answers)
+    assert all(partition == merge_partition(tuple(orjson.loads(raw)["seeker"]), MERGERS)  # type: ignore[arg-type]
+               for partition, bundle in bundles for raw in split_bundle(bundle))  # fmt: skip
+
+
 def test_a_shard_rebuilt_from_its_table_answers_like_the_one_that_ran() -> None:
     documents = Market(6).lifecycle(300, expiring=0.2)
     stages, _, _ = run_stages(documents)
     for shard, stage in enumerate(stages):
         rebuilt = ShardStage(dict(stage.store), shards=SHARDS, config=MatchingConfig(), analyzer=default_analyzer())
-        resync = {a.seeker: a.members for a in rebuilt.build(shard)}
+        resync = {a.seeker: orjson.loads(a.to_bytes())["members"] for a in rebuilt.build(shard)}
         live = stage._engines[shard].engine.views
         for seeker, members in resync.items():
             assert [m["c"] for m in members] == [list(_wire(c)) for c in live.view(seeker)]
@@ -83,7 +117,7 @@ def test_a_resync_repairs_what_a_crash_lost_and_an_old_answer_changes_nothing() 
     oracle = oracle_matches([to_event(d) for d in documents])
     # A merger that lost everything it emitted (the output never reached the topic) gets it all back
     # from the shards' resync, and a stale answer (older tag) afterwards does not move anything.
-    fresh = Merger(dict(merger.store), top_k=merger.top_k)
+    fresh = Merger(dict(merger.store), top_k=merger.top_k, shards=SHARDS, partitions=MERGERS)
     for partition in range(MERGERS):
         fresh.load(partition, [])
     repaired: list[dict[str, object]] = []
@@ -96,6 +130,31 @@ def test_a_resync_repairs_what_a_crash_lost_and_an_old_answer_changes_nothing() 
     assert deliver(fresh, [stale]) == []
 
 
+def test_a_merger_that_crashed_before_announcing_announces_when_it_takes_the_partition_again() -> None:
+    """Answers are stored as they come and announced later: a crash in between leaves them in the table
+    only. The merger that takes the partition next compares every seeker again and emits what is
+    missing, with no repeat."""
+    documents = Market(12).lifecycle(300, expiring=0.2)
+    oracle = oracle_matches([to_event(d) for d in documents])
+    stages, merger, out = run_stages(documents[:200])
+    for shard, stage in enumerate(stages):  # the rest is taken, stored, and never announced
+        for offset, (key, value) in enumerate(shard_log(documents)[200:], start=200):
+            stage.apply(shard, offset, key, value)
+        for answer in stage.take_answers(shard):
+            merger.receive(merge_partition(answer.seeker, MERGERS), answer.to_bytes())
+    restarted = Merger(dict(merger.store), top_k=merger.top_k, shards=SHARDS, partitions=MERGERS)
+    for partition in range(MERGERS):
+        restarted.load(partition, [e for e in out if merge_partition(_seeker_of(e), MERGERS) == partition])
+    resync = [orjson.loads(e.model_dump_json()) for _, e in restarted.take_events(emitted_at=NOW)]
+    assert resync and audit(out + resync, oracle).equal and audit(out + resync, oracle).duplicates == 0
+
+
+def _seeker_of(event: dict[str, object]) -> tuple[str, str]:
+    seeker = event["seeker"]
+    assert isinstance(seeker, dict)
+    return (seeker["entity"], seeker["id"])
+
+
 def test_reading_old_events_again_after_a_restart_keeps_the_resync_tag() -> None:
     """A restarted worker re-reads from the committed offset, behind what its table holds: a second
     crash then must still resync with the newest tag, or the merger ignores the resync."""
@@ -106,7 +165,8 @@ def test_reading_old_events_again_after_a_restart_keeps_the_resync_tag() -> None
         restarted = ShardStage(dict(stage.store), shards=SHARDS, config=MatchingConfig(), analyzer=default_analyzer())
         first = restarted.build(shard)
         for offset in range(len(log) // 2, len(log) // 2 + 10):  # committed offset was far behind
-            assert restarted.apply(shard, offset, *log[offset]).answers == []
+            restarted.apply(shard, offset, *log[offset])
+            assert restarted.take_answers(shard) == []
         again = ShardStage(dict(restarted.store), shards=SHARDS, config=MatchingConfig(), analyzer=default_analyzer())
         assert {a.tag for a in again.build(shard)} == {a.tag for a in first} == {len(log) - 1}
 
@@ -116,7 +176,7 @@ def test_the_merger_forgets_seekers_left_with_no_match() -> None:
     documents = Market(9).lifecycle(400, withdrawals=0.3, expiring=0.3)
     _, merger, out = run_stages(documents)
     open_seekers = {f"{c.seeker_kind}:{c.seeker_id}" for c in oracle_matches([to_event(d) for d in documents]).values()}
-    assert set(merger.store) == open_seekers
+    assert {key.split("|")[0] for key in merger.store} == open_seekers
     assert audit(out, oracle_matches([to_event(d) for d in documents])).equal
 
 
@@ -134,7 +194,7 @@ def test_the_book_table_keeps_open_entities_and_recent_tombstones_only() -> None
         assert {k for k in stored if k not in tombstones} == {f"{kind}:{i}" for kind, i in book.open}
         assert len(tombstones) == book.tombstones() and max(len(stored[k]) for k in tombstones) < 120
         rebuilt = ShardStage(dict(stage.store), shards=SHARDS, config=config, analyzer=default_analyzer())
-        resync = {a.seeker: [m["c"] for m in a.members] for a in rebuilt.build(shard)}
+        resync = {a.seeker: [m["c"] for m in orjson.loads(a.to_bytes())["members"]] for a in rebuilt.build(shard)}
         live = stage._engines[shard].engine.views
         assert all(members == [list(_wire(c)) for c in live.view(seeker)] for seeker, members in resync.items())
         assert rebuilt._engines[shard].engine.shards[0].book.tombstones() == book.tombstones()
