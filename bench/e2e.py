@@ -1,13 +1,14 @@
 """End to end on a real broker: how many events per second the service sustains, against the ceiling
 of a bare aiokafka consume → parse → produce on the same broker, and event-to-match latency.
 
-    python -m bench.e2e [--size 100000] [--latency-events 3000]
+    python -m bench.e2e [--size 100000] [--latency-events 3000] [--workers 1]
 
 1. ``size`` generated listings are published to the input topics first (the backlog).
 2. Passthrough: a raw aiokafka consumer reads the backlog, parses each record with orjson and produces
    it to another topic; its rate is the ceiling for anything built on this broker and client.
-3. Service: a worker starts on the backlog; its sustained rate is the backlog over the time until the
-   consumer group has committed the end of every topic it reads (input, shard log, answers).
+3. Service: ``workers`` worker processes of one app start on the backlog (the shard count is at
+   least the worker count, so that each has a shard); the sustained rate is the backlog over the time
+   until the consumer group has committed the end of every topic it reads (input, shard log, answers).
 4. Latency: ``latency-events`` more events are published at half the sustained rate; for each match
    event, latency is the time it was read back minus the time its trigger event was published.
 
@@ -84,11 +85,11 @@ async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
         await admin.close()
 
 
-async def measure(bootstrap: str, size: int, latency_events: int) -> dict[str, Any]:
+async def measure(bootstrap: str, size: int, latency_events: int, workers: int) -> dict[str, Any]:
     market = Market(100)
     backlog = market.listings(size, expiring=0.0)
     later = market.lifecycle(latency_events)
-    deployment = Deployment(bootstrap)
+    deployment = Deployment(bootstrap, shards=max(workers, Deployment.shards))
     settings: Settings = deployment.settings
     topics = settings.topics
     await ensure_topics(bootstrap, public_topics(settings))
@@ -100,14 +101,15 @@ async def measure(bootstrap: str, size: int, latency_events: int) -> dict[str, A
     ceiling = await passthrough(bootstrap, inputs, size)
     print(f"passthrough {ceiling:.0f} events/s", file=sys.stderr)
 
-    worker = deployment.start_worker()
+    started_workers = [deployment.start_worker() for _ in range(workers)]
     try:
         started = time.perf_counter()
         watched = [*inputs, topics.shard_log, topics.answers]
         await asyncio.sleep(2)
         while not await caught_up(bootstrap, settings.app_id, watched):
-            if worker.process.poll() is not None:
-                raise RuntimeError(f"the worker died:\n{worker.log_tail()}")
+            for worker in started_workers:
+                if worker.process.poll() is not None:
+                    raise RuntimeError(f"a worker died:\n{worker.log_tail()}")
             await asyncio.sleep(1)
         service_rate = size / (time.perf_counter() - started)
         print(f"service {service_rate:.0f} events/s on the backlog", file=sys.stderr)
@@ -116,6 +118,7 @@ async def measure(bootstrap: str, size: int, latency_events: int) -> dict[str, A
         deployment.stop_all()
     return {
         "size": size,
+        "workers": workers,
         "shards": settings.shards,
         "service_events_per_s": round(service_rate, 1),
         "passthrough_events_per_s": round(ceiling, 1),
@@ -164,6 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--latency-events", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of the app (one per core)")
     args = parser.parse_args()
     settings = Settings()
     with contextlib.ExitStack() as stack:
@@ -171,7 +175,7 @@ def main() -> None:
         if not bootstrap:
             broker = stack.enter_context(LocalKafka(version=settings.kafka_version, cache_dir=settings.cache_dir))
             bootstrap = broker.bootstrap
-        result = asyncio.run(measure(bootstrap, args.size, args.latency_events))
+        result = asyncio.run(measure(bootstrap, args.size, args.latency_events, args.workers))
     print(orjson.dumps(result).decode())
 
 

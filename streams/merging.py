@@ -165,36 +165,68 @@ class Merger:
                 held[shard] = answer
         return held
 
-    def _merged(self, held: Iterable[Mapping[str, Any]]) -> list[tuple[Candidate, dict[str, Any]]]:
-        members = [(candidate_from_wire(m["c"]), m["x"]) for answer in held for m in answer["members"]]
-        members.sort(key=lambda pair: pair[0].order)
+    def _merged(self, held: Iterable[Mapping[str, Any]]) -> list[tuple[list[Any], str | dict[str, Any]]]:
+        """The top K of the shards' members, as they came on the wire (``candidate_to_wire``): most
+        stay as they were, and are compared without building a :class:`Candidate` for each."""
+        members = [(_with_match_id(m["c"]), m["x"]) for answer in held for m in answer["members"]]
+        members.sort(key=lambda pair: (-pair[0][SCORE], pair[0][COUNTERPART_ID], pair[0][FINANCIER_ID] or ""))
         return members[: self.top_k]
 
     def _diff(
         self,
         partition: int,
         seeker: SeekerKey,
-        merged: list[tuple[Candidate, dict[str, Any]]],
+        merged: list[tuple[list[Any], str | dict[str, Any]]],
         reasons: Mapping[str, str],
         trigger: Trigger,
         emitted_at: datetime,
     ) -> list[MatchEvent]:
         emitted = self._emitted[partition].setdefault(seeker, {})
         trigger_id, occurred_at = trigger[0], datetime.fromisoformat(trigger[1])
-        now_ids = {c.match_id for c, _ in merged}
+        now_ids = {wire[MATCH_ID] for wire, _ in merged}
         out: list[MatchEvent] = []
         for match_id in sorted(set(emitted) - now_ids):
             gone = emitted.pop(match_id)
             reason = reasons.get(match_id) or reasons.get("*") or "superseded"
             out.append(_event("revoke", gone, None, None, reason, trigger_id, occurred_at, emitted_at))
-        for rank, (candidate, explanation) in enumerate(merged, start=1):
-            before = emitted.get(candidate.match_id)
-            if before is None or not before.same_state(candidate):
+        for rank, (wire, explanation) in enumerate(merged, start=1):
+            before = emitted.get(wire[MATCH_ID])
+            if before is None or not _same_state(before, wire):
+                candidate = candidate_from_wire(wire)
                 emitted[candidate.match_id] = candidate
+                if isinstance(explanation, str):  # encoded by the shard; answers stored earlier hold it decoded
+                    explanation = orjson.loads(explanation)
                 out.append(_event("match", candidate, rank, explanation, None, trigger_id, occurred_at, emitted_at))
         if not emitted:
             del self._emitted[partition][seeker]
         return out
+
+
+# Positions in candidate_to_wire's list.
+SEEKER_VERSION, COUNTERPART_ID, COUNTERPART_VERSION, FINANCIER_ID, FINANCIER_VERSION, SCORE, MATCH_ID = (
+    3,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+)
+
+
+def _with_match_id(wire: list[Any]) -> list[Any]:
+    """Answers stored before the wire carried the match id get it computed."""
+    return wire if len(wire) > MATCH_ID else [*wire, candidate_from_wire(wire).match_id]
+
+
+def _same_state(emitted: Candidate, wire: list[Any]) -> bool:
+    """:meth:`Candidate.same_state`, against a member on the wire."""
+    return (
+        emitted.seeker_version == wire[SEEKER_VERSION]
+        and emitted.counterpart_version == wire[COUNTERPART_VERSION]
+        and emitted.financier_version == wire[FINANCIER_VERSION]
+        and emitted.score == wire[SCORE]
+    )
 
 
 def _seeker_of_key(key: str) -> SeekerKey:

@@ -70,7 +70,9 @@ class Answer:
     shard: int
     tag: int
     members: list[orjson.Fragment]
-    """Each member encoded: ``{"c": candidate_to_wire(...), "x": explanation}``."""
+    """Each member encoded: ``{"c": candidate_to_wire(...), "x": "<the explanation's JSON>"}``. The
+    explanation travels as a string: the merger decodes it only for the members it announces, a few
+    of the dozens it reads per event (decoding all of them was most of its time)."""
     left: dict[str, str]
     """Why members left since the shard's previous answer (match id → revoke reason)."""
     trigger: tuple[str, str]
@@ -223,7 +225,8 @@ class _PartitionEngine:
         if known is not None and known[0].same_state(candidate):
             return known[1]
         explanation = _explanation_to_wire(self.engine.explain(candidate))
-        wire = orjson.Fragment(orjson.dumps({"c": candidate_to_wire(candidate), "x": explanation}))
+        encoded = orjson.dumps(explanation).decode()
+        wire = orjson.Fragment(orjson.dumps({"c": candidate_to_wire(candidate), "x": encoded}))
         self._explained[candidate.match_id] = (candidate, wire)
         return wire
 

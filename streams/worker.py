@@ -11,6 +11,7 @@ kinds, offsets) — never an event's payload.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 from typing import Any
 
@@ -41,6 +42,13 @@ def json_logging_config(level: str = "INFO") -> dict[str, Any]:
     }
 
 
+GC_THRESHOLDS = (50_000, 20, 100)
+"""Python's defaults (700, 10, 10) run a full collection every few seconds over a heap of millions of
+objects (the book, the indexes, the emitted matches): measured in bench.e2e at 20k as 28% of the
+worker's CPU, against 2% with these. The worker's data holds no reference cycles; the cycles asyncio
+and aiokafka make die young, in the generations these still collect often."""
+
+
 def run_worker(settings: Settings, bootstrap: str) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -58,6 +66,7 @@ def run_worker(settings: Settings, bootstrap: str) -> None:
             f"patentmatch worker: cannot set up its topics on {bootstrap}{user} ({settings.security.protocol}): {exc}"
         )
     app = build_app(settings, bootstrap)
+    gc.set_threshold(*GC_THRESHOLDS)
     logging_config = None if sys.stdout.isatty() else json_logging_config(settings.log_level)
     worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, quiet=True, logging_config=logging_config)
     worker.execute_from_commandline()
