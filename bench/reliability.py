@@ -40,22 +40,23 @@ from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
 from matcher.market import Market
 from streams.audit import Audit
-from streams.kafka_io import read_records
-from streams.localkafka import LocalKafka
-from streams.replay import publish_log, record_of
-from streams.settings import PLAINTEXT, KafkaSecurity, Settings
-from streams.supervision import Deployment, WorkerProcess
-from tests.service_helpers import (
+from streams.harness import (
     dead_letters,
     eventually,
+    garbage,
     market_events,
     matches,
+    odd_but_valid,
     prepare,
     publish,
     readiness,
     settle_on_oracle,
 )
-from tests.test_hostile_input import garbage, odd_but_valid
+from streams.kafka_io import read_records
+from streams.localkafka import LocalKafka
+from streams.replay import publish_log, record_of
+from streams.settings import PLAINTEXT, KafkaSecurity, Settings
+from streams.supervision import Deployment, WorkerProcess
 
 FAST_FAILOVER = {"PATENTMATCH_SESSION_TIMEOUT_S": "10"}
 

@@ -10,40 +10,22 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import Any
 
 import orjson
 
 from matcher.market import Market
+from streams.harness import (
+    dead_letters,
+    eventually,
+    garbage,
+    market_events,
+    odd_but_valid,
+    prepare,
+    publish,
+    settle_on_oracle,
+)
 from streams.replay import record_of
 from streams.supervision import Deployment
-from tests.service_helpers import dead_letters, eventually, market_events, prepare, publish, settle_on_oracle
-
-
-def garbage(template: dict[str, Any], rng: random.Random) -> list[tuple[str, bytes, str]]:
-    """One record of each kind of garbage: (name, value, the error kind it must be dead-lettered with)."""
-    raw = orjson.dumps(template)
-    return [
-        ("random bytes", bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 2000))), "decode"),
-        ("truncated JSON", raw[: rng.randint(1, len(raw) - 1)], "decode"),
-        ("deeply nested JSON", b"[" * 5000 + b"]" * 5000, "decode"),
-        ("5 MB record", orjson.dumps({**template, "padding": "x" * (5 << 20)}), "too_large"),
-        ("wrong types", orjson.dumps({**template, "patents": "many", "keywords": 7}), "schema"),
-        ("huge string", orjson.dumps({**template, "keywords": ["专利" * 100_000]}), "schema"),
-        ("invalid UTF-8", raw[:30] + b"\xc3\x28\xff" + raw[33:], "decode"),
-        ("unknown schema version", orjson.dumps({**template, "schema_version": 99}), "schema"),
-        ("unknown field", orjson.dumps({**template, "colour": "red"}), "schema"),
-        ("empty record", b"", "decode"),
-    ]
-
-
-def odd_but_valid(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """An event for an entity never seen, a stale version, and a repeated event id."""
-    offers = [d for d in documents if "offer_id" in d]
-    unknown = {**offers[0], "offer_id": "offer-never-seen", "event_id": "evt-never-seen", "status": "withdrawn"}
-    stale = {**offers[1], "version": 1, "event_id": "evt-stale-copy", "keywords": ["stale"]}
-    repeated = dict(offers[2])
-    return [unknown, stale, repeated]
 
 
 async def test_garbage_is_dead_lettered_once_and_valid_events_still_match(deployment: Deployment) -> None:

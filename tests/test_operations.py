@@ -12,8 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from matcher import Engine
 from matcher.market import Market
 from schemas import BuyerDemand, PatentOffer
-from streams.supervision import Deployment, WorkerProcess
-from tests.service_helpers import (
+from streams.harness import (
     eventually,
     http_get,
     market_events,
@@ -23,6 +22,7 @@ from tests.service_helpers import (
     publish,
     settle_on_oracle,
 )
+from streams.supervision import Deployment, WorkerProcess
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

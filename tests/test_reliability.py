@@ -8,9 +8,7 @@ import random
 import signal
 
 from matcher.market import Market
-from streams.localkafka import LocalKafka
-from streams.supervision import Deployment
-from tests.service_helpers import (
+from streams.harness import (
     eventually,
     market_events,
     market_records,
@@ -20,6 +18,8 @@ from tests.service_helpers import (
     readiness,
     settle_on_oracle,
 )
+from streams.localkafka import LocalKafka
+from streams.supervision import Deployment
 
 # A killed worker's partitions move after the session timeout: shorter than the default 60 s here.
 FAST_FAILOVER = {"PATENTMATCH_SESSION_TIMEOUT_S": "10"}

@@ -12,11 +12,11 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
 from matcher.market import Market
+from streams.harness import http_get, market_events, market_records, prepare, publish, settle_on_oracle
 from streams.kafka_io import read_records
 from streams.localkafka import LocalKafka
 from streams.settings import PLAINTEXT, KafkaSecurity, Settings
 from streams.supervision import Deployment
-from tests.service_helpers import http_get, market_events, market_records, prepare, publish, settle_on_oracle
 
 PASSWORDS = {name: secrets.token_urlsafe(18) for name in ("admin", "matcher", "stranger")}
 

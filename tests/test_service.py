@@ -11,9 +11,7 @@ import pytest
 from matcher.market import Market
 from schemas import MatchEvent
 from streams.examples import decode_example, example_events
-from streams.supervision import Deployment
-from tests.builders import demand, lender, offer, request
-from tests.service_helpers import (
+from streams.harness import (
     dead_letters,
     eventually,
     market_events,
@@ -24,6 +22,8 @@ from tests.service_helpers import (
     records_of,
     settle_on_oracle,
 )
+from streams.supervision import Deployment
+from tests.builders import demand, lender, offer, request
 
 
 def by_pair(events: list[dict[str, object]]) -> dict[tuple[str, str], list[MatchEvent]]:

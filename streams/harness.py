@@ -1,14 +1,18 @@
-"""Helpers for the integration tests of the service: publishing events to a deployment, reading what
-it wrote, and waiting (with a deadline) for the open matches to equal the oracle's."""
+"""Driving a deployment from outside, for the integration tests and bench.reliability: publishing
+events to it, reading what it wrote, waiting (with a deadline) for the open matches to equal the
+oracle's, and the hostile records a worker must dead-letter."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+
+import orjson
 
 from matcher.market import to_event
 from matcher.oracle import oracle_matches
@@ -102,3 +106,29 @@ async def settle_on_oracle(dep: Deployment, events: list[InputEvent], *, timeout
     except AssertionError as exc:
         raise AssertionError(f"{result[0] if result else 'no audit'}\n{exc}") from None
     return result[0]
+
+
+def garbage(template: dict[str, Any], rng: random.Random) -> list[tuple[str, bytes, str]]:
+    """One record of each kind of garbage: (name, value, the error kind it must be dead-lettered with)."""
+    raw = orjson.dumps(template)
+    return [
+        ("random bytes", bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 2000))), "decode"),
+        ("truncated JSON", raw[: rng.randint(1, len(raw) - 1)], "decode"),
+        ("deeply nested JSON", b"[" * 5000 + b"]" * 5000, "decode"),
+        ("5 MB record", orjson.dumps({**template, "padding": "x" * (5 << 20)}), "too_large"),
+        ("wrong types", orjson.dumps({**template, "patents": "many", "keywords": 7}), "schema"),
+        ("huge string", orjson.dumps({**template, "keywords": ["专利" * 100_000]}), "schema"),
+        ("invalid UTF-8", raw[:30] + b"\xc3\x28\xff" + raw[33:], "decode"),
+        ("unknown schema version", orjson.dumps({**template, "schema_version": 99}), "schema"),
+        ("unknown field", orjson.dumps({**template, "colour": "red"}), "schema"),
+        ("empty record", b"", "decode"),
+    ]
+
+
+def odd_but_valid(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An event for an entity never seen, a stale version, and a repeated event id."""
+    offers = [d for d in documents if "offer_id" in d]
+    unknown = {**offers[0], "offer_id": "offer-never-seen", "event_id": "evt-never-seen", "status": "withdrawn"}
+    stale = {**offers[1], "version": 1, "event_id": "evt-stale-copy", "keywords": ["stale"]}
+    repeated = dict(offers[2])
+    return [unknown, stale, repeated]
