@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 META = "@"
-ENTITY_CACHE_SIZE = 4096
+ENTITY_CACHE_SIZE = 512
 
 
 def seeker_key(seeker: SeekerKey) -> str:
