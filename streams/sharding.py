@@ -4,9 +4,9 @@ Each partition of the shard log is one shard of the book (DESIGN.md, "Dataflow a
 worker that owns the partition runs :class:`matcher.Engine` as that shard alone. Applying an event
 marks the seekers whose *local* top K changed; :meth:`ShardStage.take_answers` then gives, for each
 marked seeker, an :class:`Answer` for the merger: the whole local top K, tagged with the shard-log
-offset the shard has applied. The service takes the answers when its queue of shard-log records runs
-dry, so that in a backlog a seeker touched by many events is answered once (the merger would only
-keep the last of those answers anyway), while a lone event is answered at once.
+offset the shard has applied. The service takes the answers every ``batch_interval_s``
+(:mod:`streams.batching`), so that in a backlog a seeker touched by many events is answered once (the
+merger would only keep the last of those answers anyway).
 
 The table holds, per shard, the latest accepted event of each open entity, a small tombstone for each
 closed one (its version, why and when it closed: what the book needs to refuse an older version), and
@@ -25,7 +25,6 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
-from functools import partial
 
 import orjson
 
@@ -127,8 +126,6 @@ def split_bundle(record: bytes) -> list[bytes]:
 class ShardStep:
     """What applying one shard-log record did, for the metrics."""
 
-    touched: int
-    """Seekers whose local top K the event changed."""
     outcome: str
     trigger: str
     """offer | buyer_demand | financier | financing_request"""
@@ -185,17 +182,14 @@ class _PartitionEngine:
         """Seekers changed since the last answers: why members left (match id → revoke reason, the
         latest reason wins), and the last event that changed them."""
 
-    def mark(self, notices: list[Notice], trigger: tuple[str, str]) -> int:
-        """Note the seekers the notices changed; returns how many."""
-        seekers = set()
+    def mark(self, notices: list[Notice], trigger: tuple[str, str]) -> None:
+        """Note the seekers the notices changed, for :meth:`take_answers`."""
         for notice in notices:
             seeker = notice.candidate.seeker
-            seekers.add(seeker)
             reasons = self.unanswered.get(seeker, ({}, trigger))[0]
             if notice.type == "revoke" and notice.reason is not None:
                 reasons[notice.candidate.match_id] = notice.reason
             self.unanswered[seeker] = (reasons, trigger)
-        return len(seekers)
 
     def take_answers(self) -> list[Answer]:
         unanswered, self.unanswered = self.unanswered, {}
@@ -272,23 +266,16 @@ class ShardStage:
         began = time.perf_counter()
         result = part.engine.apply_entity(entity, event)
         engine_seconds = time.perf_counter() - began
-        step = partial(
-            ShardStep,
-            outcome=result.outcome,
-            trigger=trigger_kind(event),
-            candidates=result.candidates,
-            engine_seconds=engine_seconds,
-        )
         trigger = (event.event_id, event.occurred_at.isoformat())
         self._store_changes(part, shard, key.decode(), value, result, event)
         part.applied_through = max(part.applied_through, offset)
         self.store[f"{shard}|{META}"] = orjson.dumps(
             {"offset": part.applied_through, "watermark": part.engine.shards[0].book.watermark, "trigger": trigger}
         )
-        if not result.notices:
-            return step(0)
-        part.remember(result.notices)
-        return step(part.mark(result.notices, trigger))
+        if result.notices:
+            part.remember(result.notices)
+            part.mark(result.notices, trigger)
+        return ShardStep(result.outcome, trigger_kind(event), result.candidates, engine_seconds)
 
     def _entity(self, key: bytes, value: bytes) -> tuple[InputEvent, Entity]:
         known = self._entities.get(value)
