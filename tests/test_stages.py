@@ -3,6 +3,7 @@ that processed the log did, the merger ignores old answers, and shards + merger 
 
 from __future__ import annotations
 
+import tracemalloc
 from datetime import UTC, datetime
 
 import orjson
@@ -17,7 +18,7 @@ from streams.audit import audit
 from streams.merging import Merger
 from streams.replay import record_of
 from streams.settings import Settings
-from streams.sharding import Answer, ShardStage, bundle_answers, merge_partition, split_bundle
+from streams.sharding import Answer, ShardStage, bundle_answers, merge_partition, right_sized, split_bundle
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 SHARDS, MERGERS = 2, 3
@@ -199,3 +200,18 @@ def test_the_book_table_keeps_open_entities_and_recent_tombstones_only() -> None
         assert all(members == [list(_wire(c)) for c in live.view(seeker)] for seeker, members in resync.items())
         assert rebuilt._engines[shard].engine.shards[0].book.tombstones() == book.tombstones()
     assert len(stored) < len({(d.get("offer_id"), d.get("demand_id"), d.get("request_id")) for d in documents})
+
+
+def test_encodings_kept_for_long_hold_only_their_length() -> None:
+    """A shard keeps an encoded member per open match; orjson's own result would hold 4 KB each."""
+    members = [{"c": ["transaction", "demand", f"d{i}", 1, "offer", f"o{i}", 1, None, None, 0.5], "x": "{}"}
+               for i in range(2000)]  # fmt: skip
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [right_sized(orjson.dumps(member)) for member in members]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert all(orjson.loads(k) == m for k, m in zip(kept, members, strict=True))
+    assert held < len(members) * 300
