@@ -12,11 +12,12 @@ same everywhere) but indexes only the offers it owns; financing requests are ans
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from matcher.book import Book, Entity, Outcome
 from matcher.candidates import Candidate, SeekerKey
@@ -128,9 +129,9 @@ class Shard:
         self.pending: dict[str, Request] = {}
         self._requests_by_number: dict[str, set[str]] = {}
         # Per buyer demand, its gap pairs (price over budget: a financier must bridge) that could enter
-        # its local top K: offer id → GapPair. A new lender or investor is matched against these
-        # instead of recomputing the demand. Past GAP_PAIR_CAP a demand is marked overflowing and a
-        # financier that might bridge it recomputes it instead.
+        # its local top K: offer id → GapPair (demands without any are not held). A new lender or
+        # investor is matched against these instead of recomputing the demand. Past GAP_PAIR_CAP a
+        # demand is marked overflowing and a financier that might bridge it recomputes it instead.
         self._gap_pairs: dict[str, dict[str, GapPair]] = {}
         self._gap_overflow: set[str] = set()
 
@@ -195,9 +196,8 @@ class Shard:
                     query=entity.query,
                 )
                 if percolate:
-                    bridgeable = sorted(self._bridgeable_by(entity))
-                    update.recompute |= {("demand", d) for d in bridgeable if d in self._gap_overflow}
-                    update.percolated.extend(self._bridges_through(entity, bridgeable))
+                    update.recompute |= {("demand", d) for d in self._overflowing_bridgeable_by(entity)}
+                    update.percolated.extend(self._bridges_through(entity))
                 if self.answers_financing and percolate:
                     update.percolated.extend(self._percolate_financier(entity))
             else:
@@ -371,15 +371,15 @@ class Shard:
         where = self._where(region)
         return np.where(regions == where["region"], 2, np.where(countries == where["country"], 1, 0))
 
-    def _bridgeable_by(self, financier: Demand) -> set[str]:
-        if not financier.budget_rate_known or financier.budget_max_cny is None:
-            return set()
-        table = self.buyers.table
-        size = table.size
-        low, high = table.cols["gap_lo"][:size], table.cols["gap_hi"][:size]
-        with np.errstate(invalid="ignore"):
-            hit = table.alive[:size] & (low <= financier.budget_max_cny) & (high >= (financier.budget_min_cny or 0.0))
-        return set(self.buyers.ids(np.flatnonzero(hit)))
+    def _overflowing_bridgeable_by(self, financier: Demand) -> list[str]:
+        """The demands past GAP_PAIR_CAP whose range of gaps meets the financier's budget: they are
+        recomputed, having no pairs to test."""
+        if not financier.budget_rate_known or financier.budget_max_cny is None or not self._gap_overflow:
+            return []
+        cols, slot_of = self.buyers.table.cols, self.buyers.table.slot_of
+        low, high = cols["gap_lo"], cols["gap_hi"]
+        budget_min, budget_max = financier.budget_min_cny or 0.0, financier.budget_max_cny
+        return sorted(d for d in self._gap_overflow if low[slot_of[d]] <= budget_max and high[slot_of[d]] >= budget_min)
 
     def _note_gap_pair(self, demand_id: str, offer: Offer, gap: float, score: float, best: Demand | None) -> None:
         if demand_id in self._gap_overflow:
@@ -391,25 +391,36 @@ class Shard:
             return
         pairs[offer.id] = GapPair(offer.version, gap, score, best.id if best else None, best.version if best else 0)
 
-    def _bridges_through(self, financier: Demand, demand_ids: Iterable[str]) -> list[Candidate]:
-        """The bridges a new financier now finances best: remembered gap pairs of these demands that it
-        fits, where no financier ranked above it for that buyer fits too (newly bridged pairs, or
-        pairs taken over from a farther or larger-id financier)."""
+    def _bridges_through(self, financier: Demand) -> list[Candidate]:
+        """The bridges a new financier now finances best: remembered gap pairs that it fits, where no
+        financier ranked above it for that buyer fits too (newly bridged pairs, or pairs taken over
+        from a farther or larger-id financier)."""
+        if not financier.budget_rate_known or financier.budget_max_cny is None:
+            return []  # it fits no bridge (financier_fits_bridge)
+        # The budget bounds the gaps it can bridge: most pairs fail that, and are passed over before
+        # any lookup.
+        low = -np.inf if financier.budget_min_cny is None else financier.budget_min_cny
+        high = financier.budget_max_cny
+        reachable = []
+        for demand_id, pairs in self._gap_pairs.items():
+            within = [(offer_id, pair) for offer_id, pair in pairs.items() if low <= pair.gap <= high]
+            if within:
+                reachable.append((demand_id, within))
+        if not reachable:
+            return []
         slots = self.financiers.table.live_slots()
         cols = self.financiers.table.cols
         regions, countries = cols["region"][slots], cols["country"][slots]
-        smaller_id = np.asarray(self.financiers.ids(slots)) < financier.id
+        smaller_id: npt.NDArray[np.bool_] | None = None  # read only if a pair gets that far
+        floors, slot_of = self.buyers.table.cols["floor"], self.buyers.table.slot_of
         out = []
-        for demand_id in demand_ids:
-            pairs = self._gap_pairs.get(demand_id)
-            if not pairs:
-                continue
+        for demand_id, within in sorted(reachable, key=lambda entry: entry[0]):
+            threshold = max(self.config.min_score, float(floors[slot_of[demand_id]]))
+            pairs = self._gap_pairs[demand_id]
             demand: Demand = self.buyers.entities[demand_id]
             own = _near(financier, financier.version, demand)
             ranked_above: IntArray | None = None  # the financiers ranked above the newcomer, when needed
-            floor = float(self.buyers.table.cols["floor"][self.buyers.table.slot_of[demand_id]])
-            threshold = max(self.config.min_score, floor)
-            for offer_id, pair in sorted(pairs.items()):
+            for offer_id, pair in sorted(within, key=lambda entry: entry[0]):
                 offer: Offer | None = self.offers.entities.get(offer_id)
                 if pair.score < threshold or offer is None or offer.version != pair.offer_version:
                     continue
@@ -418,6 +429,8 @@ class Shard:
                 if self._hint_ranks_above(pair, financier, own, demand):
                     continue
                 if ranked_above is None:
+                    if smaller_id is None:
+                        smaller_id = np.asarray(self.financiers.ids(slots)) < financier.id
                     nearness = self._nearness(regions, countries, demand.region)
                     ranked_above = slots[(nearness > own) | ((nearness == own) & smaller_id)]
                 if self._best_financier(demand, offer, pair.gap, among=ranked_above) is None:
@@ -507,7 +520,7 @@ class Shard:
         eligible = scores.ok & (scores.score >= self.config.min_score)
         self._set_gaps(demand.id, scores.gap_cny[eligible & scores.gap])
         # Rebuilt from the rows ranked below: those _best_first reaches are the ones that matter.
-        self._gap_pairs[demand.id] = {}
+        self._gap_pairs.pop(demand.id, None)
         self._gap_overflow.discard(demand.id)
         rows = np.flatnonzero(eligible)
         ids = self.offers.table.ids
