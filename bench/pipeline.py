@@ -1,0 +1,143 @@
+"""The service's matching path without Kafka: where a worker's time, memory and collection pauses go.
+
+    python -m bench.pipeline [--size 20000] [--answer-every 8] [--gc python|thresholds|worker]
+
+One :class:`ShardStage` holding every shard and one :class:`Merger`, over plain dicts, apply a
+generated backlog as a worker does (``Market(100).listings``, the backlog of ``bench.e2e``): each event
+to every shard, then every ``answer-every`` events the shards' answers are bundled, received by the
+merger and announced. ``--gc`` sets the collector: Python's defaults, the worker's thresholds alone
+(:data:`streams.worker.GC_THRESHOLDS`), or everything the worker does (:func:`streams.worker.tune_gc`,
+which also freezes what survives a full collection).
+
+Prints one JSON object: events/s, milliseconds per event in each step, RSS growth per event, and the
+count, total and longest pause of full garbage collections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from matcher import MatchingConfig
+from matcher.market import Market
+from matcher.text import default_analyzer
+from streams.merging import Merger
+from streams.replay import record_of
+from streams.settings import Settings
+from streams.sharding import ShardStage, bundle_answers, split_bundle
+from streams.worker import GC_THRESHOLDS, tune_gc
+
+SHARDS = 2
+MERGE_PARTITIONS = 4
+KIND_OF_TOPIC = {"offers": "offer", "demands": "demand", "financing": "financing"}
+
+
+def rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class FullCollections:
+    """Pauses of full (generation 2) collections, from ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._started)
+
+
+def shard_log(size: int) -> list[tuple[bytes, bytes]]:
+    """The backlog as shard-log records (key ``<kind>:<id>``, the event's JSON)."""
+    topics = Settings().topics
+    kind_of = {getattr(topics, name): kind for name, kind in KIND_OF_TOPIC.items()}
+    records = (record_of(document, topics) for document in Market(100).listings(size, expiring=0.0))
+    return [(f"{kind_of[topic]}:{key.decode()}".encode(), value) for topic, key, value in records]
+
+
+def run(size: int, answer_every: int, collector: str) -> dict[str, Any]:
+    log = shard_log(size)
+    config = MatchingConfig()
+    stage = ShardStage({}, shards=SHARDS, config=config, analyzer=default_analyzer())
+    merger = Merger({}, top_k=config.top_k, shards=SHARDS, partitions=MERGE_PARTITIONS)
+    for partition in range(MERGE_PARTITIONS):
+        merger.load(partition, [])
+    for shard in range(SHARDS):
+        stage.build(shard)
+    if collector == "thresholds":
+        gc.set_threshold(*GC_THRESHOLDS)
+    elif collector == "worker":
+        tune_gc()
+    collections = FullCollections()
+    gc.callbacks.append(collections)
+    seconds: Counter[str] = Counter()
+    answers = announced = 0
+    rss_before = rss_mb()
+    started = time.perf_counter()
+    try:
+        for offset, (key, value) in enumerate(log):
+            began = time.perf_counter()
+            for shard in range(SHARDS):
+                stage.apply(shard, offset, key, value)
+            seconds["apply"] += time.perf_counter() - began
+            if (offset + 1) % answer_every and offset + 1 < len(log):
+                continue
+            for shard in range(SHARDS):
+                began = time.perf_counter()
+                taken = stage.take_answers(shard)
+                bundles = bundle_answers(taken, MERGE_PARTITIONS)
+                answered = time.perf_counter()
+                for partition, bundle in bundles:
+                    for raw in split_bundle(bundle):
+                        merger.receive(partition, raw)
+                seconds["answer"] += answered - began
+                seconds["merge_receive"] += time.perf_counter() - answered
+                answers += len(taken)
+            began = time.perf_counter()
+            events = merger.take_events(emitted_at=datetime.now(UTC))
+            for _, event in events:
+                event.model_dump_json()
+            seconds["merge_announce"] += time.perf_counter() - began
+            announced += len(events)
+        elapsed = time.perf_counter() - started
+    finally:
+        gc.callbacks.remove(collections)
+    return {
+        "size": size,
+        "shards": SHARDS,
+        "answer_every": answer_every,
+        "gc": collector,
+        "events_per_s": round(size / elapsed, 1),
+        "ms_per_event": {step: round(1000 * s / size, 3) for step, s in seconds.items()},
+        "answers_per_event": round(answers / size, 2),
+        "match_events_per_event": round(announced / size, 2),
+        "rss_kb_per_event": round((rss_mb() - rss_before) * 1024 / size, 1),
+        "full_collections": len(collections.pauses),
+        "full_collection_s": round(sum(collections.pauses), 2),
+        "longest_full_collection_ms": round(1000 * max(collections.pauses, default=0.0), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=20_000)
+    parser.add_argument("--answer-every", type=int, default=8, help="events between answers (a batch)")
+    parser.add_argument("--gc", choices=["python", "thresholds", "worker"], default="worker")
+    args = parser.parse_args()
+    print(json.dumps(run(args.size, args.answer_every, args.gc)))
+
+
+if __name__ == "__main__":
+    main()
