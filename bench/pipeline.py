@@ -27,15 +27,13 @@ from typing import Any
 from matcher import MatchingConfig
 from matcher.market import Market
 from matcher.text import default_analyzer
+from streams.harness import shard_log
 from streams.merging import Merger
-from streams.replay import record_of
-from streams.settings import Settings
 from streams.sharding import ShardStage, bundle_answers, split_bundle
 from streams.worker import GC_THRESHOLDS, tune_gc
 
 SHARDS = 2
 MERGE_PARTITIONS = 4
-KIND_OF_TOPIC = {"offers": "offer", "demands": "demand", "financing": "financing"}
 
 
 def rss_mb() -> float:
@@ -59,16 +57,8 @@ class FullCollections:
             self.pauses.append(time.perf_counter() - self._started)
 
 
-def shard_log(size: int) -> list[tuple[bytes, bytes]]:
-    """The backlog as shard-log records (key ``<kind>:<id>``, the event's JSON)."""
-    topics = Settings().topics
-    kind_of = {getattr(topics, name): kind for name, kind in KIND_OF_TOPIC.items()}
-    records = (record_of(document, topics) for document in Market(100).listings(size, expiring=0.0))
-    return [(f"{kind_of[topic]}:{key.decode()}".encode(), value) for topic, key, value in records]
-
-
 def run(size: int, answer_every: int, collector: str) -> dict[str, Any]:
-    log = shard_log(size)
+    log = shard_log(Market(100).listings(size, expiring=0.0))
     config = MatchingConfig()
     stage = ShardStage({}, shards=SHARDS, config=config, analyzer=default_analyzer())
     merger = Merger({}, top_k=config.top_k, shards=SHARDS, partitions=MERGE_PARTITIONS)

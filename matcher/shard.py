@@ -195,7 +195,8 @@ class Shard:
                     territories=entity.territories,
                     query=entity.query,
                 )
-                if percolate:
+                if percolate and entity.budget_rate_known and entity.budget_max_cny is not None:
+                    # (A financier without a known budget fits no bridge: financier_fits_bridge.)
                     update.recompute |= {("demand", d) for d in self._overflowing_bridgeable_by(entity)}
                     update.percolated.extend(self._bridges_through(entity))
                 if self.answers_financing and percolate:
@@ -373,9 +374,8 @@ class Shard:
 
     def _overflowing_bridgeable_by(self, financier: Demand) -> list[str]:
         """The demands past GAP_PAIR_CAP whose range of gaps meets the financier's budget: they are
-        recomputed, having no pairs to test."""
-        if not financier.budget_rate_known or financier.budget_max_cny is None or not self._gap_overflow:
-            return []
+        recomputed, having no pairs to test. The financier's budget is known."""
+        assert financier.budget_max_cny is not None
         cols, slot_of = self.buyers.table.cols, self.buyers.table.slot_of
         low, high = cols["gap_lo"], cols["gap_hi"]
         budget_min, budget_max = financier.budget_min_cny or 0.0, financier.budget_max_cny
@@ -394,9 +394,8 @@ class Shard:
     def _bridges_through(self, financier: Demand) -> list[Candidate]:
         """The bridges a new financier now finances best: remembered gap pairs that it fits, where no
         financier ranked above it for that buyer fits too (newly bridged pairs, or pairs taken over
-        from a farther or larger-id financier)."""
-        if not financier.budget_rate_known or financier.budget_max_cny is None:
-            return []  # it fits no bridge (financier_fits_bridge)
+        from a farther or larger-id financier). The financier's budget is known."""
+        assert financier.budget_max_cny is not None
         # The budget bounds the gaps it can bridge: most pairs fail that, and are passed over before
         # any lookup.
         low = -np.inf if financier.budget_min_cny is None else financier.budget_min_cny

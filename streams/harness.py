@@ -10,18 +10,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from matcher.market import to_event
 from matcher.oracle import oracle_matches
-from schemas import InputEvent, encode
+from schemas import DeadLetter, InputEvent, encode
 from streams.audit import Audit, audit
 from streams.examples import entity_id
+from streams.intake import Source, route
 from streams.kafka_io import ensure_topics
 from streams.replay import publish_log, read_topic, record_of
 from streams.service import public_topics
+from streams.settings import Settings
 from streams.supervision import Deployment, WorkerProcess
 
 
@@ -63,6 +66,18 @@ async def publish(dep: Deployment, records: list[tuple[str, bytes, bytes]], rate
 
 async def market_records(dep: Deployment, documents: list[dict[str, Any]]) -> list[tuple[str, bytes, bytes]]:
     return [record_of(d, dep.topics) for d in documents]
+
+
+def shard_log(documents: Iterable[dict[str, Any]], settings: Settings | None = None) -> list[tuple[bytes, bytes]]:
+    """The shard-log records (key, value) the intake makes of these documents, in order."""
+    settings = settings or Settings()
+    out = []
+    for offset, (topic, key, value) in enumerate(record_of(d, settings.topics) for d in documents):
+        routed = route(value, Source(topic, 0, offset, key), settings, received_at=datetime.now(UTC))
+        if isinstance(routed, DeadLetter):
+            raise ValueError(f"not a valid event: {routed.error_kind} at offset {offset}")
+        out.append((routed.key, routed.value))
+    return out
 
 
 def market_events(documents: list[dict[str, Any]]) -> list[InputEvent]:

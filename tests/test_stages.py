@@ -15,19 +15,12 @@ from matcher.market import Market, to_event
 from matcher.oracle import oracle_matches
 from matcher.text import default_analyzer
 from streams.audit import audit
+from streams.harness import shard_log
 from streams.merging import Merger
-from streams.replay import record_of
-from streams.settings import Settings
 from streams.sharding import Answer, ShardStage, bundle_answers, merge_partition, right_sized, split_bundle
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 SHARDS, MERGERS = 2, 3
-
-
-def shard_log(documents: list[dict[str, object]]) -> list[tuple[bytes, bytes]]:
-    records = [record_of(d, Settings().topics) for d in documents]
-    kinds = {"patent.offers": "offer", "patent.demands": "demand", "patent.financing": "financing"}
-    return [(f"{kinds[topic]}:{key.decode()}".encode(), value) for topic, key, value in records]
 
 
 def run_stages(
