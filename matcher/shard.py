@@ -14,7 +14,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,7 @@ from matcher.candidates import Candidate, SeekerKey
 from matcher.config import MatchingConfig
 from matcher.entities import Demand, Offer, Request
 from matcher.financing import INTENT_FOR, Collateral, Registry, resolve, served
+from matcher.gap_pairs import BridgeHint, GapPairs
 from matcher.index import DocIndex, QueryIndex, territory_words
 from matcher.scoring import financier_fits_bridge
 from matcher.store import FloatArray, IntArray, Interner
@@ -33,7 +34,6 @@ from matcher.vector import INVEST, LEND, PairScores, financing_scores, transacti
 __all__ = ["Shard", "ShardUpdate"]
 
 NAN = float("nan")
-GAP_PAIR_CAP = 256
 OFFER_COLUMNS = {
     "party": np.int64,
     "region": np.int64,
@@ -129,11 +129,9 @@ class Shard:
         self.pending: dict[str, Request] = {}
         self._requests_by_number: dict[str, set[str]] = {}
         # Per buyer demand, its gap pairs (price over budget: a financier must bridge) that could enter
-        # its local top K: offer id → GapPair (demands without any are not held). A new lender or
-        # investor is matched against these instead of recomputing the demand. Past GAP_PAIR_CAP a
-        # demand is marked overflowing and a financier that might bridge it recomputes it instead.
-        self._gap_pairs: dict[str, dict[str, GapPair]] = {}
-        self._gap_overflow: set[str] = set()
+        # its local top K. A new lender or investor is matched against these instead of recomputing
+        # every demand.
+        self._gap_pairs = GapPairs()
 
     # ---- ownership -------------------------------------------------------------------------------
     def owns_offer(self, offer_id: str) -> bool:
@@ -227,8 +225,7 @@ class Shard:
                 self.financiers.remove(entity.id)
             else:
                 self.buyers.remove(entity.id)
-                self._gap_pairs.pop(entity.id, None)
-                self._gap_overflow.discard(entity.id)
+                self._gap_pairs.drop(entity.id)
             return set()
         if self.answers_financing:
             self.requests.remove(entity.id)
@@ -373,78 +370,76 @@ class Shard:
         return np.where(regions == where["region"], 2, np.where(countries == where["country"], 1, 0))
 
     def _overflowing_bridgeable_by(self, financier: Demand) -> list[str]:
-        """The demands past GAP_PAIR_CAP whose range of gaps meets the financier's budget: they are
-        recomputed, having no pairs to test. The financier's budget is known."""
+        """The overflowing demands (more gap pairs than are remembered) whose range of gaps meets the
+        financier's budget: they are recomputed, having no pairs to test. The budget is known."""
         assert financier.budget_max_cny is not None
         cols, slot_of = self.buyers.table.cols, self.buyers.table.slot_of
         low, high = cols["gap_lo"], cols["gap_hi"]
         budget_min, budget_max = financier.budget_min_cny or 0.0, financier.budget_max_cny
-        return sorted(d for d in self._gap_overflow if low[slot_of[d]] <= budget_max and high[slot_of[d]] >= budget_min)
+        overflowing = self._gap_pairs.overflowing
+        return sorted(d for d in overflowing if low[slot_of[d]] <= budget_max and high[slot_of[d]] >= budget_min)
 
-    def _note_gap_pair(self, demand_id: str, offer: Offer, gap: float, score: float, best: Demand | None) -> None:
-        if demand_id in self._gap_overflow:
-            return
-        pairs = self._gap_pairs.setdefault(demand_id, {})
-        if offer.id not in pairs and len(pairs) >= GAP_PAIR_CAP:
-            self._gap_overflow.add(demand_id)
-            del self._gap_pairs[demand_id]
-            return
-        pairs[offer.id] = GapPair(offer.version, gap, score, best.id if best else None, best.version if best else 0)
+    def _note_gap_pair(self, demand: Demand, offer: Offer, gap: float, score: float, best: Demand | None) -> None:
+        buyer_slot = self.buyers.table.slot_of[demand.id]
+        hint = self._hint(best, demand)
+        self._gap_pairs.note(demand.id, buyer_slot, offer.id, offer.version, gap, score, hint)
+
+    def _hint(self, financier: Demand | None, buyer: Demand) -> BridgeHint | None:
+        if financier is None:
+            return None
+        slot = self.financiers.table.slot_of[financier.id]
+        generation = int(self.financiers.table.gen[slot])
+        return BridgeHint(financier.id, slot, generation, _near(financier, financier.version, buyer))
 
     def _bridges_through(self, financier: Demand) -> list[Candidate]:
         """The bridges a new financier now finances best: remembered gap pairs that it fits, where no
         financier ranked above it for that buyer fits too (newly bridged pairs, or pairs taken over
         from a farther or larger-id financier). The financier's budget is known."""
         assert financier.budget_max_cny is not None
-        # The budget bounds the gaps it can bridge: most pairs fail that, and are passed over before
-        # any lookup.
-        low = -np.inf if financier.budget_min_cny is None else financier.budget_min_cny
-        high = financier.budget_max_cny
-        reachable = []
-        for demand_id, pairs in self._gap_pairs.items():
-            within = [(offer_id, pair) for offer_id, pair in pairs.items() if low <= pair.gap <= high]
-            if within:
-                reachable.append((demand_id, within))
-        if not reachable:
+        if not len(self._gap_pairs):
             return []
-        slots = self.financiers.table.live_slots()
-        cols = self.financiers.table.cols
-        regions, countries = cols["region"][slots], cols["country"][slots]
-        smaller_id: npt.NDArray[np.bool_] | None = None  # read only if a pair gets that far
-        floors, slot_of = self.buyers.table.cols["floor"], self.buyers.table.slot_of
-        out = []
-        for demand_id, within in sorted(reachable, key=lambda entry: entry[0]):
-            threshold = max(self.config.min_score, float(floors[slot_of[demand_id]]))
-            pairs = self._gap_pairs[demand_id]
-            demand: Demand = self.buyers.entities[demand_id]
-            own = _near(financier, financier.version, demand)
-            ranked_above: IntArray | None = None  # the financiers ranked above the newcomer, when needed
-            for offer_id, pair in sorted(within, key=lambda entry: entry[0]):
-                offer: Offer | None = self.offers.entities.get(offer_id)
-                if pair.score < threshold or offer is None or offer.version != pair.offer_version:
-                    continue
-                if not financier_fits_bridge(financier, demand, offer, pair.gap):
-                    continue
-                if self._hint_ranks_above(pair, financier, own, demand):
-                    continue
-                if ranked_above is None:
-                    if smaller_id is None:
-                        smaller_id = np.asarray(self.financiers.ids(slots)) < financier.id
-                    nearness = self._nearness(regions, countries, demand.region)
-                    ranked_above = slots[(nearness > own) | ((nearness == own) & smaller_id)]
-                if self._best_financier(demand, offer, pair.gap, among=ranked_above) is None:
-                    pairs[offer_id] = pair._replace(best_id=financier.id, best_version=financier.version)
-                    ids = ("demand", demand.id, demand.version, "offer", offer.id, offer.version)
-                    out.append(Candidate("bridge", *ids, financier.id, financier.version, pair.score))  # type: ignore[arg-type]
-        return out
+        where = self._where(financier.region)
+        buyer_cols = self.buyers.table.cols
 
-    def _hint_ranks_above(self, pair: GapPair, financier: Demand, own: int, buyer: Demand) -> bool:
-        """Does the pair's last known best financier, still open in that version (so it still fits the
-        unchanged pair), rank above ``financier`` for this buyer? Then the newcomer changes nothing."""
-        if pair.best_id is None:
-            return False
-        near = _near(self.financiers.entities.get(pair.best_id), pair.best_version, buyer)
-        return near > own or (near == own and pair.best_id < financier.id)
+        def nearness(buyer_slots: IntArray) -> IntArray:
+            same_country = np.where(buyer_cols["country"][buyer_slots] == where["country"], 1, 0)
+            return np.where(buyer_cols["region"][buyer_slots] == where["region"], 2, same_country)
+
+        table = self.financiers.table
+        contestable = self._gap_pairs.contestable(
+            -np.inf if financier.budget_min_cny is None else financier.budget_min_cny,
+            financier.budget_max_cny,
+            np.maximum(self.config.min_score, buyer_cols["floor"]),
+            (financier.id, nearness),
+            table.alive,
+            table.gen,
+        )
+        slots = table.live_slots()
+        regions, countries = table.cols["region"][slots], table.cols["country"][slots]
+        smaller_id: npt.NDArray[np.bool_] | None = None  # read only if a pair gets that far
+        out = []
+        demand: Demand | None = None
+        ranked_above: IntArray | None = None  # the financiers ranked above the newcomer, when needed
+        for pair in contestable:
+            if demand is None or demand.id != pair.demand_id:
+                demand = self.buyers.entities[pair.demand_id]
+                ranked_above = None
+            offer: Offer | None = self.offers.entities.get(pair.offer_id)
+            if offer is None or offer.version != pair.offer_version:
+                continue
+            if not financier_fits_bridge(financier, demand, offer, pair.gap):
+                continue
+            if ranked_above is None:
+                if smaller_id is None:
+                    smaller_id = np.asarray(self.financiers.ids(slots)) < financier.id
+                own = _near(financier, financier.version, demand)
+                nearness_to_buyer = self._nearness(regions, countries, demand.region)
+                ranked_above = slots[(nearness_to_buyer > own) | ((nearness_to_buyer == own) & smaller_id)]
+            if self._best_financier(demand, offer, pair.gap, among=ranked_above) is None:
+                self._gap_pairs.set_hint(pair.row, self._hint(financier, demand))
+                ids = ("demand", demand.id, demand.version, "offer", offer.id, offer.version)
+                out.append(Candidate("bridge", *ids, financier.id, financier.version, pair.score))  # type: ignore[arg-type]
+        return out
 
     def _widen_gaps(self, demand_id: str, gap: float) -> None:
         slot = self.buyers.table.slot_of[demand_id]
@@ -487,7 +482,7 @@ class Shard:
         gap = float(scores.gap_cny[row])
         self._widen_gaps(demand.id, gap)
         financier = self._best_financier(demand, offer, gap)
-        self._note_gap_pair(demand.id, offer, gap, score, financier)
+        self._note_gap_pair(demand, offer, gap, score, financier)
         if financier is None:
             return None
         return Candidate(
@@ -519,8 +514,7 @@ class Shard:
         eligible = scores.ok & (scores.score >= self.config.min_score)
         self._set_gaps(demand.id, scores.gap_cny[eligible & scores.gap])
         # Rebuilt from the rows ranked below: those _best_first reaches are the ones that matter.
-        self._gap_pairs.pop(demand.id, None)
-        self._gap_overflow.discard(demand.id)
+        self._gap_pairs.drop(demand.id)
         rows = np.flatnonzero(eligible)
         ids = self.offers.table.ids
         return self._best_first(
@@ -649,15 +643,6 @@ class Shard:
             "financier_demands": len(self.financiers),
             "financing_requests": len(self.requests) + len(self.pending),
         }
-
-
-class GapPair(NamedTuple):
-    offer_version: int
-    gap: float
-    score: float
-    best_id: str | None
-    """The financier that bridged it when last computed (a hint: it may have left since)."""
-    best_version: int
 
 
 def _near(financier: Demand | None, version: int, buyer: Demand) -> int:

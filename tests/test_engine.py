@@ -219,6 +219,10 @@ def test_a_nearer_lender_arriving_later_takes_the_bridge_over(shards: int) -> No
     # One farther still changes nothing.
     farther = lender("bank1", minute=11, buyer={"party_id": "bank-hk", "name": "HK", "kind": "bank", "region": "HK"})
     assert engine.apply(farther).notices == [] and pairs(engine) == {("bridge", "d1", "o1", "bank9")}
+    # As near as the financier in place: the smaller id ranks first, a larger one changes nothing.
+    notices = engine.apply(lender("bank5", minute=12)).notices
+    assert pairs(engine) == {("bridge", "d1", "o1", "bank5")} and only(notices).candidate.financier_id == "bank5"
+    assert engine.apply(lender("bank7", minute=13)).notices == [] and pairs(engine) == {("bridge", "d1", "o1", "bank5")}
 
 
 def test_withdrawal_revokes() -> None:
