@@ -10,12 +10,12 @@ are examined one by one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from matcher.store import Table
+from matcher.store import FloatArray, IntArray, Table
 
 __all__ = ["GAP_PAIR_CAP", "BridgeHint", "GapPairs"]
 
@@ -59,6 +59,8 @@ class GapPair(NamedTuple):
 
 
 class GapPairs:
+    """Gap pairs by demand and offer, one row each, with the overflow marks of demands past the cap."""
+
     def __init__(self) -> None:
         self._rows = Table(_COLUMNS)
         self._of_demand: dict[str, dict[str, str]] = {}
@@ -106,27 +108,25 @@ class GapPairs:
         self,
         low: float,
         high: float,
-        floors: Any,
-        newcomer: tuple[str, Any],
-        financier_alive: Any,
-        financier_gen: Any,
+        floors: FloatArray,
+        newcomer_id: str,
+        nearness: Callable[[IntArray], IntArray],
+        financiers: Table,
     ) -> Iterator[GapPair]:
         """The pairs a new financier might now bridge best, by demand id then offer id: gap within
         [``low``, ``high``], score at least the buyer's ``floors[buyer_slot]``, and no still-open hinted
-        financier ranked above the newcomer. ``newcomer`` is its id and a function from buyer slots to
-        its nearness to those buyers; ``financier_alive`` and ``financier_gen`` are the financier
-        table's columns, to tell whether a hinted financier is still there in the same version."""
+        financier ranked above the newcomer (``nearness`` maps buyer slots to the newcomer's nearness
+        to them). The financier table tells whether a hinted financier is still there, same version."""
         cols, n = self._rows.cols, self._rows.size
         gaps = cols["gap"][:n]
         rows = np.flatnonzero(self._rows.alive[:n] & (gaps >= low) & (gaps <= high))
         buyer_slots = cols["buyer_slot"][rows]
         keep = cols["score"][rows] >= floors[buyer_slots]
         rows, buyer_slots = rows[keep], buyer_slots[keep]
-        newcomer_id, nearness = newcomer
         own = nearness(buyer_slots)
         hinted = cols["hint_slot"][rows]
         at = np.maximum(hinted, 0)
-        still_open = (hinted >= 0) & financier_alive[at] & (financier_gen[at] == cols["hint_gen"][rows])
+        still_open = (hinted >= 0) & financiers.alive[at] & (financiers.gen[at] == cols["hint_gen"][rows])
         hint_near = np.where(still_open, cols["hint_near"][rows], -1)
         above = hint_near > own
         for i in np.flatnonzero(hint_near == own).tolist():

@@ -410,9 +410,9 @@ class Shard:
             -np.inf if financier.budget_min_cny is None else financier.budget_min_cny,
             financier.budget_max_cny,
             np.maximum(self.config.min_score, buyer_cols["floor"]),
-            (financier.id, nearness),
-            table.alive,
-            table.gen,
+            financier.id,
+            nearness,
+            table,
         )
         slots = table.live_slots()
         regions, countries = table.cols["region"][slots], table.cols["country"][slots]
