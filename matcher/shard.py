@@ -549,23 +549,29 @@ class Shard:
         territory_ok: Any = True
         if financier.territories:
             territory_ok = self.requests.territories_overlap(slots, territory_words(financier.territories))
-        request_ids = self.requests.ids(slots)
-        served_ok = np.asarray([served(financier, self.requests.entities[i].request.region) for i in request_ids])
         f = _scalars(self._financier_values(financier))
         scores = financing_scores(
             r,
             f,
             territory_ok=territory_ok,
-            served_ok=served_ok,
+            served_ok=self._served(financier, r["region"], r["country"]),
             text_raw=text_raw,
             field=field_scores,
             config=self.config,
         )
         rows = np.flatnonzero(scores.ok & (scores.score >= np.maximum(self.config.min_score, r["floor"])))
         return [
-            self._financing_candidate(self.requests.entities[request_ids[row]], financier, float(scores.score[row]))
-            for row in rows.tolist()
+            self._financing_candidate(self.requests.entities[request_id], financier, float(scores.score[row]))
+            for row, request_id in zip(rows.tolist(), self.requests.ids(slots[rows]), strict=True)
         ]
+
+    def _served(self, financier: Demand, regions: IntArray, countries: IntArray) -> npt.NDArray[np.bool_]:
+        """:func:`matcher.financing.served` for many parties at once, from their interned regions and
+        countries (a served code is a region or a whole country; they share one interner)."""
+        if financier.intent != "lend" or not financier.regions_served:
+            return np.ones(len(regions), dtype=bool)
+        codes = [self._ids.get(code) for code in sorted(financier.regions_served)]
+        return np.isin(regions, codes) | np.isin(countries, codes)
 
     def _financing_candidate(self, collateral: Collateral, financier: Demand, score: float) -> Candidate:
         r = collateral.request

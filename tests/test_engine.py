@@ -185,6 +185,13 @@ def test_financing_filters(lender_over: dict[str, Any]) -> None:
     assert pairs(engine) == set()
 
 
+@pytest.mark.parametrize("lender_first", [True, False])
+def test_a_lender_serving_a_whole_country_serves_its_regions(lender_first: bool) -> None:
+    events = [lender(regions_served=["CN"]), request()]  # the applicant is in CN-JS
+    engine, _ = run(*(events if lender_first else events[::-1]))
+    assert pairs(engine) == {("financing", "r1", "bank1", None)}
+
+
 def test_equity_requests_meet_investors() -> None:
     investor = lender("fund1", intent="invest", max_loan_to_value=None, regions_served=[], ipc=["H01M"])
     engine, _ = run(investor, request(instrument="equity"))
