@@ -41,11 +41,11 @@ from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 from matcher.market import Market
 from streams.audit import Audit
 from streams.harness import (
+    MatchStream,
     dead_letters,
     eventually,
     garbage,
     market_events,
-    matches,
     odd_but_valid,
     prepare,
     publish,
@@ -74,12 +74,8 @@ def figures(result: Audit, **more: Any) -> dict[str, Any]:
 
 
 async def output_grows(dep: Deployment, by: int, timeout_s: float = 600) -> None:
-    target = len(await matches(dep)) + by
-
-    async def grown() -> bool:
-        return len(await matches(dep)) >= target
-
-    await eventually(grown, timeout_s=timeout_s, dep=dep)
+    async with MatchStream(dep) as output:
+        await output.grows(by, timeout_s=timeout_s, dep=dep)
 
 
 async def crash_loop(bootstrap: str, *, listings: int, kills: int, seed: int = 41) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaConsumer
 
 from matcher.market import to_event
 from matcher.oracle import oracle_matches
@@ -21,7 +22,7 @@ from schemas import DeadLetter, InputEvent, encode
 from streams.audit import Audit, audit
 from streams.examples import entity_id
 from streams.intake import Source, route
-from streams.kafka_io import ensure_topics
+from streams.kafka_io import client_options, ensure_topics
 from streams.replay import publish_log, read_topic, record_of
 from streams.service import public_topics
 from streams.settings import Settings
@@ -107,19 +108,70 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float, 
     raise AssertionError(f"not reached within {timeout_s}s; worker logs:\n{tails}")
 
 
+class MatchStream:
+    """``patent.matches`` followed as it grows, each record read and parsed once.
+
+    Waiting by re-reading the whole topic at every poll costs time quadratic in the output: on a long
+    run (bench.reliability) the reader took a core from the worker it was waiting for."""
+
+    def __init__(self, dep: Deployment) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._consumer = AIOKafkaConsumer(
+            dep.topics.matches,
+            bootstrap_servers=dep.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            **client_options(dep.security),
+        )
+
+    async def __aenter__(self) -> MatchStream:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._consumer.stop()
+
+    async def poll(self) -> int:
+        """Read everything written since the last poll; returns how many match events that was."""
+        arrived = 0
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=20_000)
+            new = [orjson.loads(m.value) for messages in batches.values() for m in messages if m.value is not None]
+            if not new:
+                return arrived
+            self.events.extend(new)
+            arrived += len(new)
+
+    async def grows(self, by: int, *, timeout_s: float, dep: Deployment) -> None:
+        """Wait until ``by`` more match events than read so far have been written."""
+        await self.poll()
+        target = len(self.events) + by
+
+        async def grown() -> bool:
+            await self.poll()
+            return len(self.events) >= target
+
+        await eventually(grown, timeout_s=timeout_s, dep=dep)
+
+
 async def settle_on_oracle(dep: Deployment, events: list[InputEvent], *, timeout_s: float = 120.0) -> Audit:
-    """Wait until the fold of the output equals the oracle on ``events``; return the audit."""
+    """Wait until the fold of the output equals the oracle on ``events``; return the audit. The fold
+    is audited whenever the output has been quiet since the last look (while it still grows, an
+    audit would only be redone)."""
     oracle = oracle_matches(events)
     result: list[Audit] = []
+    async with MatchStream(dep) as output:
 
-    async def equal() -> bool:
-        result[:] = [audit(await matches(dep), oracle)]
-        return result[0].equal
+        async def equal() -> bool:
+            if await output.poll() and result:
+                return False
+            result[:] = [audit(output.events, oracle)]
+            return result[0].equal
 
-    try:
-        await eventually(equal, timeout_s=timeout_s, dep=dep)
-    except AssertionError as exc:
-        raise AssertionError(f"{result[0] if result else 'no audit'}\n{exc}") from None
+        try:
+            await eventually(equal, timeout_s=timeout_s, dep=dep)
+        except AssertionError as exc:
+            raise AssertionError(f"{result[0] if result else 'no audit'}\n{exc}") from None
     return result[0]
 
 

@@ -9,10 +9,10 @@ import signal
 
 from matcher.market import Market
 from streams.harness import (
+    MatchStream,
     eventually,
     market_events,
     market_records,
-    matches,
     prepare,
     publish,
     readiness,
@@ -26,10 +26,13 @@ FAST_FAILOVER = {"PATENTMATCH_SESSION_TIMEOUT_S": "10"}
 
 
 async def wait_for_output(dep: Deployment, at_least: int) -> None:
-    async def enough() -> bool:
-        return len(await matches(dep)) >= at_least
+    async with MatchStream(dep) as output:
 
-    await eventually(enough, timeout_s=180, dep=dep)
+        async def enough() -> bool:
+            await output.poll()
+            return len(output.events) >= at_least
+
+        await eventually(enough, timeout_s=180, dep=dep)
 
 
 async def test_a_crash_loop_loses_nothing(kafka_bootstrap: str) -> None:
@@ -40,10 +43,11 @@ async def test_a_crash_loop_loses_nothing(kafka_bootstrap: str) -> None:
         documents = Market(41).lifecycle(2000, expiring=0.1)
         replay = asyncio.create_task(publish(dep, await market_records(dep, documents), rate_per_s=300))
         rng = random.Random(41)
-        for _ in range(3):  # each kill once the worker has emitted a random number more events
-            await wait_for_output(dep, len(await matches(dep)) + rng.randint(200, 3000))
-            worker.stop(signal.SIGKILL)
-            worker = dep.start_worker()
+        async with MatchStream(dep) as output:
+            for _ in range(3):  # each kill once the worker has emitted a random number more events
+                await output.grows(rng.randint(200, 3000), timeout_s=180, dep=dep)
+                worker.stop(signal.SIGKILL)
+                worker = dep.start_worker()
         await replay
         result = await settle_on_oracle(dep, market_events(documents), timeout_s=300)
         assert result.missing == result.extra == result.changed == 0
