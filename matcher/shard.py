@@ -398,12 +398,11 @@ class Shard:
         assert financier.budget_max_cny is not None
         if not len(self._gap_pairs):
             return []
-        where = self._where(financier.region)
         buyer_cols = self.buyers.table.cols
 
         def nearness(buyer_slots: IntArray) -> IntArray:
-            same_country = np.where(buyer_cols["country"][buyer_slots] == where["country"], 1, 0)
-            return np.where(buyer_cols["region"][buyer_slots] == where["region"], 2, same_country)
+            regions, countries = buyer_cols["region"][buyer_slots], buyer_cols["country"][buyer_slots]
+            return self._nearness(regions, countries, financier.region)
 
         table = self.financiers.table
         contestable = self._gap_pairs.contestable(
