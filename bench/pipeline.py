@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.engine import rss_bytes
 from matcher import MatchingConfig
 from matcher.market import Market
 from matcher.text import default_analyzer
@@ -34,11 +34,6 @@ from streams.worker import GC_THRESHOLDS, tune_gc
 
 SHARDS = 2
 MERGE_PARTITIONS = 4
-
-
-def rss_mb() -> float:
-    with open(f"/proc/{os.getpid()}/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 class FullCollections:
@@ -74,7 +69,7 @@ def run(size: int, answer_every: int, collector: str) -> dict[str, Any]:
     gc.callbacks.append(collections)
     seconds: Counter[str] = Counter()
     answers = announced = 0
-    rss_before = rss_mb()
+    rss_before = rss_bytes()
     started = time.perf_counter()
     try:
         for offset, (key, value) in enumerate(log):
@@ -113,7 +108,7 @@ def run(size: int, answer_every: int, collector: str) -> dict[str, Any]:
         "ms_per_event": {step: round(1000 * s / size, 3) for step, s in seconds.items()},
         "answers_per_event": round(answers / size, 2),
         "match_events_per_event": round(announced / size, 2),
-        "rss_kb_per_event": round((rss_mb() - rss_before) * 1024 / size, 1),
+        "rss_kb_per_event": round((rss_bytes() - rss_before) / 1024 / size, 1),
         "full_collections": len(collections.pauses),
         "full_collection_s": round(sum(collections.pauses), 2),
         "longest_full_collection_ms": round(1000 * max(collections.pauses, default=0.0), 1),

@@ -413,9 +413,9 @@ class Shard:
             nearness,
             table,
         )
-        slots = table.live_slots()
-        regions, countries = table.cols["region"][slots], table.cols["country"][slots]
-        smaller_id: npt.NDArray[np.bool_] | None = None  # read only if a pair gets that far
+        # The live financiers (slots, regions, countries, id below the newcomer's): read only if a pair
+        # gets that far.
+        financiers: tuple[IntArray, IntArray, IntArray, npt.NDArray[np.bool_]] | None = None
         out = []
         demand: Demand | None = None
         ranked_above: IntArray | None = None  # the financiers ranked above the newcomer, when needed
@@ -429,8 +429,11 @@ class Shard:
             if not financier_fits_bridge(financier, demand, offer, pair.gap):
                 continue
             if ranked_above is None:
-                if smaller_id is None:
+                if financiers is None:
+                    slots = table.live_slots()
                     smaller_id = np.asarray(self.financiers.ids(slots)) < financier.id
+                    financiers = slots, table.cols["region"][slots], table.cols["country"][slots], smaller_id
+                slots, regions, countries, smaller_id = financiers
                 own = _near(financier, financier.version, demand)
                 nearness_to_buyer = self._nearness(regions, countries, demand.region)
                 ranked_above = slots[(nearness_to_buyer > own) | ((nearness_to_buyer == own) & smaller_id)]

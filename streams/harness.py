@@ -142,16 +142,19 @@ class MatchStream:
             self.events.extend(new)
             arrived += len(new)
 
+    async def reaches(self, count: int, *, timeout_s: float, dep: Deployment) -> None:
+        """Wait until ``count`` match events have been written in all."""
+
+        async def reached() -> bool:
+            await self.poll()
+            return len(self.events) >= count
+
+        await eventually(reached, timeout_s=timeout_s, dep=dep)
+
     async def grows(self, by: int, *, timeout_s: float, dep: Deployment) -> None:
         """Wait until ``by`` more match events than read so far have been written."""
         await self.poll()
-        target = len(self.events) + by
-
-        async def grown() -> bool:
-            await self.poll()
-            return len(self.events) >= target
-
-        await eventually(grown, timeout_s=timeout_s, dep=dep)
+        await self.reaches(len(self.events) + by, timeout_s=timeout_s, dep=dep)
 
 
 async def settle_on_oracle(dep: Deployment, events: list[InputEvent], *, timeout_s: float = 120.0) -> Audit:

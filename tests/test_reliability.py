@@ -27,12 +27,7 @@ FAST_FAILOVER = {"PATENTMATCH_SESSION_TIMEOUT_S": "10"}
 
 async def wait_for_output(dep: Deployment, at_least: int) -> None:
     async with MatchStream(dep) as output:
-
-        async def enough() -> bool:
-            await output.poll()
-            return len(output.events) >= at_least
-
-        await eventually(enough, timeout_s=180, dep=dep)
+        await output.reaches(at_least, timeout_s=180, dep=dep)
 
 
 async def test_a_crash_loop_loses_nothing(kafka_bootstrap: str) -> None:
