@@ -42,6 +42,7 @@ from matcher.market import Market
 from streams.audit import Audit
 from streams.harness import (
     MatchStream,
+    OracleAside,
     dead_letters,
     eventually,
     garbage,
@@ -79,11 +80,10 @@ async def output_grows(dep: Deployment, by: int, timeout_s: float = 600) -> None
 
 
 async def crash_loop(bootstrap: str, *, listings: int, kills: int, seed: int = 41) -> dict[str, Any]:
-    dep = Deployment(bootstrap, extra_env=FAST_FAILOVER)
-    try:
+    documents = Market(seed).lifecycle(listings, expiring=0.1)
+    with Deployment(bootstrap, extra_env=FAST_FAILOVER) as dep, OracleAside(market_events(documents)) as oracle:
         await prepare(dep)
         worker = dep.start_worker()
-        documents = Market(seed).lifecycle(listings, expiring=0.1)
         records = [record_of(d, dep.topics) for d in documents]
         replay = asyncio.create_task(publish(dep, records, rate_per_s=1000))
         rng = random.Random(seed)
@@ -92,18 +92,15 @@ async def crash_loop(bootstrap: str, *, listings: int, kills: int, seed: int = 4
             worker.stop(signal.SIGKILL)
             worker = dep.start_worker()
         await replay
-        result = await settle_on_oracle(dep, market_events(documents), timeout_s=900)
+        result = await settle_on_oracle(dep, oracle.result(), timeout_s=900)
         return figures(result, events=len(documents), kills=kills)
-    finally:
-        dep.stop_all()
 
 
 async def broker_restart(broker: LocalKafka, *, listings: int) -> dict[str, Any]:
-    dep = Deployment(broker.bootstrap)
-    try:
+    documents = Market(47).lifecycle(listings, expiring=0.1)
+    with Deployment(broker.bootstrap) as dep, OracleAside(market_events(documents)) as oracle:
         await prepare(dep)
         worker = dep.start_worker()
-        documents = Market(47).lifecycle(listings, expiring=0.1)
         replay = asyncio.create_task(publish(dep, [record_of(d, dep.topics) for d in documents], rate_per_s=500))
         await output_grows(dep, 500)
         down_at = time.monotonic()
@@ -124,7 +121,7 @@ async def broker_restart(broker: LocalKafka, *, listings: int) -> dict[str, Any]
         await eventually(ready, timeout_s=120, dep=dep)
         ready_after_s = time.monotonic() - down_at - outage_s
         await replay
-        result = await settle_on_oracle(dep, market_events(documents), timeout_s=900)
+        result = await settle_on_oracle(dep, oracle.result(), timeout_s=900)
         return figures(
             result,
             events=len(documents),
@@ -134,36 +131,30 @@ async def broker_restart(broker: LocalKafka, *, listings: int) -> dict[str, Any]
             worker_restarts=0 if worker.process.poll() is None else 1,
             ok=worker.process.poll() is None,
         )
-    finally:
-        dep.stop_all()
 
 
 async def rebalance(bootstrap: str, *, listings: int) -> dict[str, Any]:
-    dep = Deployment(bootstrap)
-    try:
+    documents = Market(43).lifecycle(listings, expiring=0.1)
+    with Deployment(bootstrap) as dep, OracleAside(market_events(documents)) as oracle:
         await prepare(dep)
         dep.start_worker()
-        documents = Market(43).lifecycle(listings, expiring=0.1)
         replay = asyncio.create_task(publish(dep, [record_of(d, dep.topics) for d in documents], rate_per_s=1000))
         await output_grows(dep, 1000)
         second = dep.start_worker()
         await output_grows(dep, 5000)
         second.stop(signal.SIGTERM)
         await replay
-        result = await settle_on_oracle(dep, market_events(documents), timeout_s=900)
+        result = await settle_on_oracle(dep, oracle.result(), timeout_s=900)
         return figures(result, events=len(documents))
-    finally:
-        dep.stop_all()
 
 
 async def hostile_input(bootstrap: str, *, listings: int) -> dict[str, Any]:
-    dep = Deployment(bootstrap)
-    try:
+    documents = Market(31).lifecycle(listings, expiring=0.1)
+    documents += odd_but_valid(documents)
+    with Deployment(bootstrap) as dep, OracleAside(market_events(documents)) as oracle:
         await prepare(dep)
         worker = dep.start_worker()
         rng = random.Random(5)
-        documents = Market(31).lifecycle(listings, expiring=0.1)
-        documents += odd_but_valid(documents)
         t = dep.topics
         stream = [record_of(d, t) for d in documents]
         kinds = garbage(next(d for d in documents if "offer_id" in d), rng)
@@ -176,7 +167,7 @@ async def hostile_input(bootstrap: str, *, listings: int) -> dict[str, Any]:
                 rng.randint(0, len(stream)), (rng.choice([t.offers, t.demands, t.financing]), key.encode(), value)
             )
         await publish(dep, stream)
-        result = await settle_on_oracle(dep, market_events(documents), timeout_s=900)
+        result = await settle_on_oracle(dep, oracle.result(), timeout_s=900)
 
         async def all_dead_lettered() -> bool:
             return len(await dead_letters(dep)) >= len(bad)
@@ -195,8 +186,6 @@ async def hostile_input(bootstrap: str, *, listings: int) -> dict[str, Any]:
             worker_restarts=starts - 1,
             ok=once and right_kind and starts == 1 and not worker.died,
         )
-    finally:
-        dep.stop_all()
 
 
 def rss_mb(worker: WorkerProcess) -> float:
@@ -212,11 +201,11 @@ async def load(bootstrap: str, *, events: int, rate_per_s: float, retention_days
     ``passed`` also needs the RSS to level off: over the second half of the replay it grows by less
     than 10% of what it was at half time. The open book is level there (listings expire and are
     withdrawn as fast as they come), so a leak is what would still grow with the events."""
-    dep = Deployment(bootstrap, extra_env={"PATENTMATCH_MATCHING__TOMBSTONE_RETENTION_DAYS": str(retention_days)})
-    try:
+    documents = Market(59).churn(events)
+    retention = {"PATENTMATCH_MATCHING__TOMBSTONE_RETENTION_DAYS": str(retention_days)}
+    with Deployment(bootstrap, extra_env=retention) as dep, OracleAside(market_events(documents)) as oracle:
         await prepare(dep)
         worker = dep.start_worker()
-        documents = Market(59).churn(events)
         sent_at: dict[str, float] = {}
         samples: list[float] = []
         latencies: list[float] = []
@@ -248,7 +237,7 @@ async def load(bootstrap: str, *, events: int, rate_per_s: float, retention_days
         try:
             await publish_log(dep.bootstrap, dep.settings, stamped(), rate_per_s=rate_per_s)
             replayed = len(samples)
-            result = await settle_on_oracle(dep, market_events(documents), timeout_s=3600)
+            result = await settle_on_oracle(dep, oracle.result(), timeout_s=3600)
         finally:
             for task in tasks:
                 task.cancel()
@@ -272,8 +261,6 @@ async def load(bootstrap: str, *, events: int, rate_per_s: float, retention_days
             rss_mb_over_time=[round(float(r), 1) for r in rss[:: max(1, len(rss) // 20)]],
             ok=bool(rss[-1] < half * 1.10),
         )
-    finally:
-        dep.stop_all()
 
 
 async def security(*, listings: int) -> dict[str, Any]:
@@ -282,32 +269,31 @@ async def security(*, listings: int) -> dict[str, Any]:
     broker = LocalKafka(version=settings.kafka_version, cache_dir=settings.cache_dir, scram_users=passwords)
     await asyncio.to_thread(broker.start)
     user = KafkaSecurity(protocol="SASL_PLAINTEXT", username="matcher", password=passwords["matcher"])
-    dep = Deployment(broker.bootstrap, security=user)
+    documents = Market(53).lifecycle(listings, expiring=0.1)
     try:
-        broker.allow("User:matcher", operations=["All"], topic_prefix=dep.name, group_prefix=dep.name)
-        await prepare(dep)
-        worker = dep.start_worker()
-        documents = Market(53).lifecycle(listings, expiring=0.1)
-        await publish(dep, [record_of(d, dep.topics) for d in documents])
-        result = await settle_on_oracle(dep, market_events(documents), timeout_s=900)
-        refused = {}
-        others = {
-            "no_credentials": PLAINTEXT,
-            "wrong_password": KafkaSecurity(protocol="SASL_PLAINTEXT", username="matcher", password="wrong"),
-            "no_acl": KafkaSecurity(protocol="SASL_PLAINTEXT", username="stranger", password=passwords["stranger"]),
-        }
-        for name, other in others.items():
-            try:
-                await read_records(broker.bootstrap, dep.topics.matches, count=1, timeout_s=10, security=other)
-                refused[name] = False
-            except (KafkaConnectionError, TopicAuthorizationFailedError):
-                refused[name] = True
-        worker.stop()
-        leaked = passwords["matcher"] in worker.log_path.read_text(errors="replace")
-        return figures(result, events=len(documents), refused=refused, secret_in_logs=leaked,
-                       ok=all(refused.values()) and not leaked)  # fmt: skip
+        with Deployment(broker.bootstrap, security=user) as dep, OracleAside(market_events(documents)) as oracle:
+            broker.allow("User:matcher", operations=["All"], topic_prefix=dep.name, group_prefix=dep.name)
+            await prepare(dep)
+            worker = dep.start_worker()
+            await publish(dep, [record_of(d, dep.topics) for d in documents])
+            result = await settle_on_oracle(dep, oracle.result(), timeout_s=900)
+            refused = {}
+            others = {
+                "no_credentials": PLAINTEXT,
+                "wrong_password": KafkaSecurity(protocol="SASL_PLAINTEXT", username="matcher", password="wrong"),
+                "no_acl": KafkaSecurity(protocol="SASL_PLAINTEXT", username="stranger", password=passwords["stranger"]),
+            }
+            for name, other in others.items():
+                try:
+                    await read_records(broker.bootstrap, dep.topics.matches, count=1, timeout_s=10, security=other)
+                    refused[name] = False
+                except (KafkaConnectionError, TopicAuthorizationFailedError):
+                    refused[name] = True
+            worker.stop()
+            leaked = passwords["matcher"] in worker.log_path.read_text(errors="replace")
+            return figures(result, events=len(documents), refused=refused, secret_in_logs=leaked,
+                           ok=all(refused.values()) and not leaked)  # fmt: skip
     finally:
-        dep.stop_all()
         broker.stop()
 
 

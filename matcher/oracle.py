@@ -59,13 +59,20 @@ def final_book(events: Iterable[InputEvent], analyzer: TextAnalyzer, config: Mat
 
 
 def oracle_matches(
-    events: Iterable[InputEvent], config: MatchingConfig | None = None, analyzer: TextAnalyzer | None = None
+    events: Iterable[InputEvent],
+    config: MatchingConfig | None = None,
+    analyzer: TextAnalyzer | None = None,
+    share: tuple[int, int] = (0, 1),
 ) -> dict[str, Candidate]:
-    """Every seeker's top K in the final book of ``events``, by match id."""
+    """Every seeker's top K in the final book of ``events``, by match id.
+
+    ``share=(i, n)`` answers for the i-th of n disjoint shares of the seekers only, so that n
+    processes can compute the oracle together: the union of the n answers is the whole oracle."""
     config = config or MatchingConfig()
+    index, count = share
     book = final_book(events, analyzer or default_analyzer(), config)
     out: dict[str, Candidate] = {}
-    for demand in book.buyers:
+    for demand in book.buyers[index::count]:
         found = []
         for offer in book.offers:
             fit = offer_fit(demand, offer, config)
@@ -89,7 +96,7 @@ def oracle_matches(
     registry = Registry()
     for offer in book.offers:
         registry.add(offer)
-    for request in book.requests:
+    for request in book.requests[index::count]:
         collateral = resolve(request, registry, analyzer or default_analyzer())
         if collateral is None:
             continue

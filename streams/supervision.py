@@ -120,3 +120,9 @@ class Deployment:
     def stop_all(self) -> None:
         for worker in self.workers:
             worker.stop()
+
+    def __enter__(self) -> Deployment:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop_all()

@@ -74,3 +74,15 @@ def test_a_larger_market_in_order_and_shuffled() -> None:
     assert len(oracle_matches(events, config)) > 300
     for order_seed, shards in ((-1, 1), (1, 1), (2, 2), (3, 4)):
         check(events, order_seed, shards, config)
+
+
+def test_the_oracle_in_shares_adds_up_to_the_whole_oracle() -> None:
+    events = [
+        to_event(d)
+        for d in Market(7, mix=MarketMix(offers=0.45, buyers=0.3, financiers=0.1, requests=0.15)).lifecycle(400)
+    ]
+    whole = oracle_matches(events)
+    shares = [oracle_matches(events, share=(i, 3)) for i in range(3)]
+    assert {c.kind for c in whole.values()} == {"transaction", "bridge", "financing"}
+    assert all(shares) and sum(len(s) for s in shares) == len(whole)
+    assert state({m: c for s in shares for m, c in s.items()}) == state(whole)
