@@ -72,22 +72,23 @@ def explain_offer(demand: Demand, offer: Offer, financier: Demand | None, config
     terms = matched_terms(demand.query, offer.terms)
     reasons = _topic_reasons(zh, fit.parts, codes, terms)
     budget = demand.budget_max
+    asking = offer.asking
     asking_in_budget = None
     gap = None
     if budget is not None and offer.price_cny is not None:
         asking_in_budget = _money(offer.price_cny, budget.currency, config)
-    if offer.asking is None:
+    if asking is None:
         reasons.append("价格面议" if zh else "Price negotiable")
     elif budget is not None and fit.gap_cny is None:
         within = offer.price_cny is not None and demand.budget_max_cny is not None
         within = within and offer.price_cny <= demand.budget_max_cny  # type: ignore[operator]
         if zh:
             reasons.append(
-                f"报价{_fmt(offer.asking)}，{'在预算内' if within else '略超预算（容差内）'}（预算上限{_fmt(budget)}）"
+                f"报价{_fmt(asking)}，{'在预算内' if within else '略超预算（容差内）'}（预算上限{_fmt(budget)}）"
             )
         else:
             state = "within budget" if within else "slightly over budget (within tolerance)"
-            reasons.append(f"Asking {_fmt(offer.asking)}, {state} (max {_fmt(budget)})")
+            reasons.append(f"Asking {_fmt(asking)}, {state} (max {_fmt(budget)})")
     if fit.gap_cny is not None and budget is not None and financier is not None:
         gap = _money(fit.gap_cny, budget.currency, config)
         if zh:
@@ -99,9 +100,7 @@ def explain_offer(demand: Demand, offer: Offer, financier: Demand | None, config
     elif fit.parts.region == 0.5:
         reasons.append(f"同一国家（{offer.region[:2]}）" if zh else f"Same country ({offer.region[:2]})")
     reasons.append(f"专利价值指数{offer.strength:.2f}" if zh else f"Patent strength index {offer.strength:.2f}")
-    facts = MatchFacts(
-        asking_price=offer.asking, budget_max=budget, asking_in_budget_currency=asking_in_budget, gap=gap
-    )
+    facts = MatchFacts(asking_price=asking, budget_max=budget, asking_in_budget_currency=asking_in_budget, gap=gap)
     return Explanation(fit.parts.as_dict(), tuple(reasons), tuple(codes), tuple(terms), facts)
 
 

@@ -31,6 +31,10 @@ def _members_of(candidate: Candidate) -> list[EntityKey]:
     return keys
 
 
+def _order(candidate: Candidate) -> tuple[float, str, str]:
+    return candidate.order
+
+
 class Views:
     def __init__(self, top_k: int, reserve: int) -> None:
         self.top_k = top_k
@@ -94,13 +98,16 @@ class Views:
         seeker = candidate.seeker
         members = self._lists.get(seeker, [])
         complete = self._complete.get(seeker, True)
-        if any(c.counterpart_id == candidate.counterpart_id for c in members):
+        order = candidate.order
+        # Whether the seeker holds this counterpart already, from the holders index rather than by
+        # reading its list: most candidates of a busy trigger fall below the last member.
+        if seeker in self._holders.get((candidate.counterpart_kind, candidate.counterpart_id), ()):
             # The newer candidate for a counterpart replaces the older (a bridge's financier changes).
             members = [c for c in members if c.counterpart_id != candidate.counterpart_id]
-        elif not complete and members and candidate.order >= members[-1].order:
+        elif not complete and members and order >= members[-1].order:
             return
         self._touch(seeker)
-        position = bisect.bisect_left([c.order for c in members], candidate.order)
+        position = bisect.bisect_left(members, order, key=_order)
         members = [*members[:position], candidate, *members[position:]]
         if len(members) > self.depth:
             members, complete = members[: self.depth], False
