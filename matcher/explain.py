@@ -11,6 +11,7 @@ from matcher.entities import Demand, Offer
 from matcher.financing import Collateral, financing_fit
 from matcher.scoring import Components, matched_codes, matched_terms, offer_fit
 from schemas import MatchFacts, Money
+from schemas.types import MAX_AMOUNT
 
 __all__ = ["Explanation", "explain_financing", "explain_offer"]
 
@@ -41,14 +42,22 @@ class Explanation:
 
 
 def _money(amount_cny: float, currency: str, config: MatchingConfig) -> Money | None:
+    """A CNY amount in ``currency``: to the cent, or to three significant digits below a cent (a
+    valid price can be a fraction of one). None without a rate, or above what a Money may hold (a
+    sum of collateral values can be)."""
     rate = config.cny_per_unit.get(currency)
     if rate is None or amount_cny <= 0:
         return None
-    return Money(amount=Decimal(f"{amount_cny / rate:.2f}"), currency=currency)
+    value = amount_cny / rate
+    amount = Decimal(f"{value:.2f}") if value >= 0.01 else Decimal(f"{value:.3g}")
+    return Money(amount=amount, currency=currency) if amount <= MAX_AMOUNT else None
 
 
 def _fmt(money: Money | None) -> str:
-    return "—" if money is None else f"{money.amount:,.0f} {money.currency}"
+    if money is None:
+        return "—"
+    amount = f"{money.amount:,.0f}" if money.amount >= 100 else f"{money.amount.normalize():f}"
+    return f"{amount} {money.currency}"
 
 
 def _topic_reasons(zh: bool, parts: Components, codes: list[str], terms: list[str]) -> list[str]:

@@ -4,9 +4,12 @@ revocations, late collateral, bilingual text, determinism."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from matcher import Engine, MatchingConfig, Notice, Weights
 from matcher.scoring import field_score
@@ -347,3 +350,41 @@ def test_a_long_log_keeps_the_recent_tombstones_only_and_still_equals_the_oracle
     closed = len({(type(e).__name__, entity_id(e)) for e in events}) - len(book.open)
     assert 0 < book.tombstones() < closed / 2
     assert engine.open_matches() == oracle_matches(events)
+
+
+CURRENCIES = ["CNY", "USD", "EUR", "JPY", "KRW"]
+AMOUNTS = st.one_of(
+    st.sampled_from(["0.000001", "0.001", "0.004", "1", "909.09", "1000", "999999999999999", "1e15"]),
+    st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("1e15"), places=6).map(str),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@example(asking="0.001", asking_currency="USD", budget="5000000", budget_currency="EUR",
+         ticket="1e7", appraised=["1e15", "1e15"], requested="1500000")  # fmt: skip
+@given(
+    asking=AMOUNTS, asking_currency=st.sampled_from(CURRENCIES),
+    budget=AMOUNTS, budget_currency=st.sampled_from(CURRENCIES),
+    ticket=AMOUNTS, appraised=st.lists(AMOUNTS, min_size=1, max_size=3), requested=AMOUNTS,
+)  # fmt: skip
+def test_every_valid_amount_is_explained_however_small_or_large(
+    asking: str, asking_currency: str, budget: str, budget_currency: str,
+    ticket: str, appraised: list[str], requested: str,
+) -> None:  # fmt: skip
+    """A price of a fraction of a cent in the buyer's currency, or collateral worth more than one Money
+    can hold, once made the explanation raise, and with it the worker, on valid input."""
+    collateral = [
+        patent(f"CN2000000{i}B", appraised_value={"amount": value, "currency": "CNY"})
+        for i, value in enumerate(appraised)
+    ]
+    _, notices = run(
+        offer(asking_price={"amount": asking, "currency": asking_currency}),
+        demand(budget={"max": budget, "currency": budget_currency}),
+        lender(budget={"max": ticket, "currency": "CNY"}, max_loan_to_value=None),
+        request(amount={"amount": requested, "currency": "CNY"}, collateral=collateral),
+    )
+    for notice in notices:
+        event = notice.to_event(EMITTED)
+        assert all(
+            money is None or money.amount > 0 for money in dict(event.facts).values() if not isinstance(money, float)
+        )
