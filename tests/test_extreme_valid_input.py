@@ -4,7 +4,8 @@ The decode properties prove that bad bytes are rejected without raising. This is
 event the contract accepts, with a field pushed to its limit (an amount of a millionth or of 1e15, the
 longest text, an empty or a full list, the largest version), must be matched like any other. No
 exception (one would stop the worker on a valid record, again at every restart), every notice a valid
-match event, and the open matches equal to the oracle's.
+match event, and the open matches equal to the oracle's, in the engine and through the service's
+stages (intake, shards, answers on the wire, merger) alike.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from hypothesis import strategies as st
 from matcher import Engine, oracle_matches
 from matcher.market import Market, MarketMix
 from schemas import EVENT_TYPES, InputEvent, Rejection, decode
+from streams.audit import audit
 from tests.test_engine_oracle import state
+from tests.test_stages import run_stages
 
 EMITTED = datetime(2030, 1, 1, tzinfo=UTC)
 KIND_OF_ID = {"offer_id": "offer", "demand_id": "demand", "request_id": "financing"}
@@ -90,4 +93,7 @@ def test_a_valid_event_at_the_limits_is_matched_like_any_other(data: st.DataObje
     for input_event in events:
         for notice in engine.apply(input_event).notices:
             notice.to_event(EMITTED)
-    assert state(engine.open_matches()) == state(oracle_matches(events))
+    oracle = oracle_matches(events)
+    assert state(engine.open_matches()) == state(oracle)
+    _, _, published = run_stages(documents)
+    assert audit(published, oracle).equal
