@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 
 from matcher.candidates import Candidate, SeekerKey
 
@@ -29,10 +30,6 @@ def _members_of(candidate: Candidate) -> list[EntityKey]:
     if candidate.financier_id is not None:
         keys.append(("demand", candidate.financier_id))
     return keys
-
-
-def _order(candidate: Candidate) -> tuple[float, str, str]:
-    return candidate.order
 
 
 class Views:
@@ -107,7 +104,7 @@ class Views:
         elif not complete and members and order >= members[-1].order:
             return
         self._touch(seeker)
-        position = bisect.bisect_left(members, order, key=_order)
+        position = bisect.bisect_left(members, order, key=attrgetter("order"))
         members = [*members[:position], candidate, *members[position:]]
         if len(members) > self.depth:
             members, complete = members[: self.depth], False
