@@ -108,7 +108,23 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float, 
             raise AssertionError(f"a worker died; its log:\n{tails}")
         await asyncio.sleep(0.5)
     tails = "\n---\n".join(w.log_tail() for w in dep.workers)
-    raise AssertionError(f"not reached within {timeout_s}s; worker logs:\n{tails}")
+    progress = "\n".join([await progress_of(w) for w in dep.workers if not w.stopped])
+    raise AssertionError(f"not reached within {timeout_s}s; live workers:\n{progress}\nworker logs:\n{tails}")
+
+
+_PROGRESS_METRICS = ("patentmatch_events_total", "patentmatch_matches_total", "patentmatch_consumer_lag",
+                     "patentmatch_ready", "patentmatch_broker_up")  # fmt: skip
+
+
+async def progress_of(worker: WorkerProcess) -> str:
+    """The worker's counters of work done, lag and readiness, from ``/metrics``: what a log tail cannot
+    tell, whether a worker that stopped logging is stuck or still busy."""
+    try:
+        _, page = await asyncio.to_thread(http_get, worker, "/metrics")
+    except (ConnectionError, urllib.error.URLError) as exc:
+        return f"pid {worker.process.pid}: no /metrics ({exc})"
+    lines = [line for line in page.splitlines() if line.startswith(_PROGRESS_METRICS)]
+    return f"pid {worker.process.pid}: " + "; ".join(lines)
 
 
 class MatchStream:
