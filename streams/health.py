@@ -29,13 +29,15 @@ class BrokerProbe:
 
     faust's own clients retry quietly through a broker outage and carry on when it ends, so nothing
     in their state says "the broker is gone"; a worker that cannot reach Kafka is not ready all the
-    same. Each check uses a fresh client, so it never holds a connection the outage broke.
+    same. Each check uses a fresh client, so it never holds a connection the outage broke. Until the
+    first check has answered, the brokers count as unreachable: readiness never runs ahead of it.
     """
 
     def __init__(self, bootstrap: str, security: KafkaSecurity, *, timeout_s: float = 3.0) -> None:
         self.bootstrap = bootstrap
         self.security = security
         self.timeout_s = timeout_s
+        self.checked = False
         self.failing_since: float | None = None
         self.error = ""
 
@@ -55,12 +57,15 @@ class BrokerProbe:
             self.error = type(exc).__name__
             return False
         finally:
+            self.checked = True
             await client.close()
         self.failing_since, self.error = None, ""
         return True
 
     def reason(self) -> str | None:
         """Why the brokers count as unreachable, or None while they answer."""
+        if not self.checked:
+            return "the brokers have not been probed yet"
         if self.failing_since is None:
             return None
         return f"the brokers do not answer ({self.error}, for {time.monotonic() - self.failing_since:.0f}s)"

@@ -136,9 +136,13 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         lambda: consumer_lags(app, sources, progress),
     )
 
-    @app.timer(interval=settings.broker_probe_interval_s)
+    @app.task
     async def probe_brokers() -> None:
-        metrics.broker_up.set(1 if await probe.check() else 0)
+        """At start, then every interval: a faust timer would first wait an interval, and the gauge
+        would read "down" (and /ready "up") until then."""
+        while True:
+            metrics.broker_up.set(1 if await probe.check() else 0)
+            await asyncio.sleep(settings.broker_probe_interval_s)
 
     async def send_answers(batch: Iterable[Answer]) -> None:
         for partition, bundle in bundle_answers(batch, settings.merge_partitions):

@@ -20,6 +20,7 @@ from streams.harness import (
     matches,
     prepare,
     publish,
+    readiness,
     settle_on_oracle,
 )
 from streams.supervision import Deployment, WorkerProcess
@@ -37,6 +38,10 @@ async def scrape(worker: WorkerProcess) -> Samples:
     }
 
 
+async def ready(worker: WorkerProcess) -> bool:
+    return (await readiness(worker))[0] == 200
+
+
 def total(samples: Samples, name: str, **labels: str) -> float:
     wanted = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
@@ -45,6 +50,8 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 async def test_metrics_count_what_the_worker_did_and_ready_waits_for_recovery(deployment: Deployment) -> None:
     await prepare(deployment)
     worker = deployment.start_worker()
+    await eventually(lambda: ready(worker), timeout_s=120, dep=deployment)
+    assert total(await scrape(worker), "patentmatch_broker_up") == 1, "ready, so the brokers have answered"
     documents = Market(5).lifecycle(300, expiring=0.1)
     events = market_events(documents)
     t = deployment.topics
