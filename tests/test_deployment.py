@@ -84,5 +84,5 @@ def test_the_dashboard_uses_only_exported_metrics_and_shows_what_operators_need(
     exported = ServiceMetrics().names()
     assert used <= exported, used - exported
     for needed in ("events_total", "event_to_match_seconds_bucket", "book_entries", "dead_letters_total",
-                   "consumer_lag", "matches_total"):  # fmt: skip
+                   "consumer_lag", "matches_total", "ready", "broker_up"):  # fmt: skip
         assert f"patentmatch_{needed}" in used, needed
