@@ -92,5 +92,7 @@ async def test_a_broker_restart_in_the_middle_of_a_replay_loses_nothing(own_brok
         result = await settle_on_oracle(dep, market_events(documents), timeout_s=300)
         assert result.missing == result.extra == result.changed == 0
         assert not worker.died and worker.process.poll() is None, "the worker reconnected by itself"
+        retries = worker.log_path.read_text(errors="replace").count("Unable connect to node")
+        assert retries <= 10, f"{retries} lines of aiokafka retries: the outage flooded the log"
     finally:
         dep.stop_all()

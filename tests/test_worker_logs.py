@@ -1,0 +1,72 @@
+"""The worker's log stays readable through a broker outage: aiokafka's retry errors are collapsed to
+one line per template and window, with a count of those held back; the service's own lines are not."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import logging.config
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from streams.worker import RepeatsCollapsed, collapse_repeated_client_errors, json_logging_config
+
+
+def record(msg: str, created: float, *args: object, name: str = "aiokafka") -> logging.LogRecord:
+    r = logging.LogRecord(name, logging.ERROR, __file__, 1, msg, args, None)
+    r.created = created
+    return r
+
+
+def test_a_message_repeated_within_the_window_passes_once_then_says_how_many_were_held() -> None:
+    repeats = RepeatsCollapsed(window_s=10.0)
+    template = "Unable connect to node with id %s: %s"
+    passed = [repeats.filter(record(template, t / 1000, 1, "refused")) for t in range(8000)]
+    assert passed[0] and sum(passed) == 1
+    later = record(template, 10.5, 1, "refused")
+    assert repeats.filter(later) and later.repeated == 7999
+    assert repeats.filter(record("Unable to update metadata from %s", 10.6, [1])), "another template"
+    assert repeats.filter(record(template, 10.7, 1, "refused", name="aiokafka.consumer.fetcher")), "another logger"
+    fresh = record(template, 30.0, 1, "refused")
+    assert repeats.filter(fresh) and not hasattr(fresh, "repeated")
+
+
+def test_messages_built_with_their_values_do_not_grow_the_filter_without_bound() -> None:
+    repeats = RepeatsCollapsed(window_s=1.0)
+    for i in range(100_000):
+        assert repeats.filter(record(f"offset {i} committed", i / 10))
+    assert len(repeats._passed) <= 1001
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    out = io.StringIO()
+    logging.config.dictConfig(json_logging_config())
+    (handler,) = root.handlers
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(out)
+    yield out
+    root.handlers, root.level = handlers, level
+    for logger in [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)]:
+        logger.filters = [f for f in logger.filters if not isinstance(f, RepeatsCollapsed)]
+
+
+def test_the_worker_collapses_aiokafka_retries_but_not_its_own_lines(json_log: io.StringIO) -> None:
+    import aiokafka.client  # noqa: F401  (the loggers exist once the modules are imported, as in the worker)
+
+    collapse_repeated_client_errors(window_s=0.5)
+    for _ in range(500):
+        logging.getLogger("aiokafka").error("Unable connect to node with id %s: %s", 1, "refused")
+        logging.getLogger("aiokafka.consumer.fetcher").error("Failed fetch messages from %s: %s", 1, "gone")
+        logging.getLogger("patentmatch.service").info("dead letter", extra={"error_kind": "decode"})
+    time.sleep(0.5)
+    logging.getLogger("aiokafka").error("Unable connect to node with id %s: %s", 1, "refused")
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    by_logger = {name: sum(line["logger"] == name for line in lines) for name in {line["logger"] for line in lines}}
+    assert by_logger == {"aiokafka": 2, "aiokafka.consumer.fetcher": 1, "patentmatch.service": 500}
+    assert lines[-1]["repeated"] == 499 and "refused" in lines[-1]["message"]
