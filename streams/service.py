@@ -140,7 +140,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     async def probe_brokers() -> None:
         """At start, then every interval: a faust timer would first wait an interval, and the gauge
         would read "down" (and /ready "up") until then."""
-        while True:
+        while not app.should_stop:
             metrics.broker_up.set(1 if await probe.check() else 0)
             await asyncio.sleep(settings.broker_probe_interval_s)
 
