@@ -38,7 +38,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
-from matcher.market import Market
+from matcher.market import Market, to_event
 from streams.audit import Audit
 from streams.harness import (
     MatchStream,
@@ -204,7 +204,8 @@ async def load(bootstrap: str, *, events: int, rate_per_s: float, retention_days
     withdrawn as fast as they come), so a leak is what would still grow with the events."""
     documents = Market(59).churn(events)
     retention = {"PATENTMATCH_MATCHING__TOMBSTONE_RETENTION_DAYS": str(retention_days)}
-    with Deployment(bootstrap, extra_env=retention) as dep, OracleAside(market_events(documents)) as oracle:
+    final = (to_event(document) for document in documents)  # a million events: never all converted at once
+    with Deployment(bootstrap, extra_env=retention) as dep, OracleAside(final) as oracle:
         await prepare(dep)
         worker = dep.start_worker()
         sent_at: dict[str, float] = {}

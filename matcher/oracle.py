@@ -22,9 +22,9 @@ from matcher.entities import Demand, Offer, Request
 from matcher.financing import Registry, financing_fit, resolve
 from matcher.scoring import combine, financier_fits_bridge, financier_rank, offer_fit
 from matcher.text import TextAnalyzer, default_analyzer
-from schemas import InputEvent
+from schemas import BuyerDemand, FinancingRequest, InputEvent, PatentOffer
 
-__all__ = ["FinalBook", "final_book", "fold", "oracle_matches"]
+__all__ = ["FinalBook", "final_book", "final_log", "fold", "oracle_matches"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,44 @@ def final_book(events: Iterable[InputEvent], analyzer: TextAnalyzer, config: Mat
         financiers=[d for d in demands if d.is_financier],
         requests=[e for e in open_entities if isinstance(e, Request)],
     )
+
+
+def final_log(events: Iterable[InputEvent]) -> list[InputEvent]:
+    """The few events of a log that its final book is made of: the event of each open entity (its first
+    at its highest version), and one event at the latest ``occurred_at``, the final watermark that
+    judges expiry (with its entity's latest event, should it be a stale one). :func:`final_book` of
+    them is :func:`final_book` of the whole log, so a churning log of a million events reaches the
+    oracle as the thousands its final book holds. Reads ``events`` once, lazily, converting none."""
+    latest: dict[tuple[str, str], InputEvent] = {}
+    last: InputEvent | None = None
+    for event in events:
+        key = _entity_key(event)
+        held = latest.get(key)
+        if held is None or event.version > held.version:
+            latest[key] = event
+        if last is None or event.occurred_at > last.occurred_at:
+            last = event
+    if last is None:
+        return []
+    watermark = last.occurred_at.timestamp()
+    kept = [
+        event
+        for event in latest.values()
+        if event.status == "active" and (event.expires_at is None or event.expires_at.timestamp() > watermark)
+    ]
+    for event in (latest[_entity_key(last)], last):  # what the watermark's entity ends as, and the watermark
+        if all(event is not k for k in kept):
+            kept.append(event)
+    return kept
+
+
+def _entity_key(event: InputEvent) -> tuple[str, str]:
+    if isinstance(event, PatentOffer):
+        return ("offer", event.offer_id)
+    if isinstance(event, BuyerDemand):
+        return ("demand", event.demand_id)
+    assert isinstance(event, FinancingRequest)
+    return ("financing", event.request_id)
 
 
 def oracle_matches(

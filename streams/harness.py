@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer
 
 from matcher.candidates import Candidate
 from matcher.market import to_event
-from matcher.oracle import oracle_matches
+from matcher.oracle import final_log, oracle_matches
 from schemas import DeadLetter, InputEvent, encode
 from streams.audit import Audit, audit
 from streams.examples import entity_id
@@ -188,10 +188,11 @@ class OracleAside:
     of the seekers, at a lower priority, so the worker it overlaps with keeps the CPU it needs. Leaving
     the ``with`` block stops processes still computing (a scenario that failed early)."""
 
-    def __init__(self, events: list[InputEvent], processes: int = 2) -> None:
+    def __init__(self, events: Iterable[InputEvent], processes: int = 2) -> None:
+        final = final_log(events)  # what each process is sent: the final book's events, not the whole log
         self._pool = multiprocessing.get_context("spawn").Pool(processes, initializer=_lower_priority)
         self._shares = [
-            self._pool.apply_async(oracle_matches, (events,), {"share": (i, processes)}) for i in range(processes)
+            self._pool.apply_async(oracle_matches, (final,), {"share": (i, processes)}) for i in range(processes)
         ]
 
     def __enter__(self) -> OracleAside:

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from matcher import Candidate, Engine, MatchingConfig, Notice, fold, oracle_matches
 from matcher.market import Market, MarketMix, to_event
+from matcher.oracle import final_book, final_log
+from matcher.text import default_analyzer
 from schemas import InputEvent
 
 
@@ -86,3 +88,30 @@ def test_the_oracle_in_shares_adds_up_to_the_whole_oracle() -> None:
     assert {c.kind for c in whole.values()} == {"transaction", "bridge", "financing"}
     assert all(shares) and sum(len(s) for s in shares) == len(whole)
     assert state({m: c for s in shares for m, c in s.items()}) == state(whole)
+
+
+def test_the_final_log_has_the_final_book_of_the_whole_log() -> None:
+    mix = MarketMix(offers=0.45, buyers=0.3, financiers=0.1, requests=0.15)
+    documents = Market(11, mix=mix).churn(3000, lifetime_days=0.2)
+    events = [to_event(d) for d in documents]
+    reduced = final_log(iter(events))
+    assert len(reduced) < len(events) / 2
+    assert state(oracle_matches(reduced)) == state(oracle_matches(events))
+
+    # The latest event of the log is a stale version of a withdrawn listing, active and without expiry:
+    # it sets the watermark (at which every listing of the churn expires), and it must not reopen its
+    # listing, so the final log keeps the withdrawal too.
+    withdrawn = next(d for d in reversed(documents) if d["status"] == "withdrawn")
+    stale = {**withdrawn, "version": 1, "status": "active", "event_id": "stale-but-latest",
+             "occurred_at": "2999-01-01T00:00:00+00:00"}  # fmt: skip
+    stale.pop("expires_at", None)
+    late = [*events, to_event(stale)]
+    assert any(e.event_id == "stale-but-latest" for e in final_log(late))
+    assert oracle_matches(late) != oracle_matches(events), "the late watermark expires listings"
+    assert state(oracle_matches(final_log(late))) == state(oracle_matches(late))
+    assert book_of(final_log(late)) == book_of(late) == set()
+
+
+def book_of(events: list[InputEvent]) -> set[tuple[str, int]]:
+    book = final_book(events, default_analyzer(), MatchingConfig())
+    return {(e.id, e.version) for side in (book.offers, book.buyers, book.financiers, book.requests) for e in side}
