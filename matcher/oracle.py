@@ -22,7 +22,7 @@ from matcher.entities import Demand, Offer, Request
 from matcher.financing import Registry, financing_fit, resolve
 from matcher.scoring import combine, financier_fits_bridge, financier_rank, offer_fit
 from matcher.text import TextAnalyzer, default_analyzer
-from schemas import BuyerDemand, FinancingRequest, InputEvent, PatentOffer
+from schemas import InputEvent, entity_id
 
 __all__ = ["FinalBook", "final_book", "final_log", "fold", "oracle_matches"]
 
@@ -67,7 +67,7 @@ def final_log(events: Iterable[InputEvent]) -> list[InputEvent]:
     latest: dict[tuple[str, str], InputEvent] = {}
     last: InputEvent | None = None
     for event in events:
-        key = _entity_key(event)
+        key = (type(event).__name__, entity_id(event))
         held = latest.get(key)
         if held is None or event.version > held.version:
             latest[key] = event
@@ -81,19 +81,11 @@ def final_log(events: Iterable[InputEvent]) -> list[InputEvent]:
         for event in latest.values()
         if event.status == "active" and (event.expires_at is None or event.expires_at.timestamp() > watermark)
     ]
-    for event in (latest[_entity_key(last)], last):  # what the watermark's entity ends as, and the watermark
+    ends_as = latest[(type(last).__name__, entity_id(last))]  # the watermark's entity, should `last` be stale
+    for event in (ends_as, last):
         if all(event is not k for k in kept):
             kept.append(event)
     return kept
-
-
-def _entity_key(event: InputEvent) -> tuple[str, str]:
-    if isinstance(event, PatentOffer):
-        return ("offer", event.offer_id)
-    if isinstance(event, BuyerDemand):
-        return ("demand", event.demand_id)
-    assert isinstance(event, FinancingRequest)
-    return ("financing", event.request_id)
 
 
 def oracle_matches(

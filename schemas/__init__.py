@@ -16,6 +16,7 @@ from schemas.events import (
     Party,
     Patent,
     PatentOffer,
+    entity_id,
 )
 from schemas.ipc import InvalidIpcCode, IpcLevel, ipc_level, ipc_levels, normalize_ipc
 
@@ -42,6 +43,7 @@ __all__ = [
     "dead_letter",
     "decode",
     "encode",
+    "entity_id",
     "ipc_level",
     "ipc_levels",
     "normalize_ipc",

@@ -288,3 +288,12 @@ class DeadLetter(_Model):
     error_kind: Literal["decode", "schema", "semantic", "too_large"]
     errors: list[FieldError]
     received_at: datetime
+
+
+def entity_id(event: InputEvent) -> str:
+    """The id of the entity an input event is about: the key of its record on its topic."""
+    for attribute in ("offer_id", "demand_id", "request_id"):
+        value = getattr(event, attribute, None)
+        if isinstance(value, str):
+            return value
+    raise TypeError(f"not an input event: {type(event).__name__}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
-from schemas import EVENT_TYPES, InputEvent, Rejection, decode
+from schemas import EVENT_TYPES, InputEvent, Rejection, decode, entity_id
 from streams.settings import Topics
 
 __all__ = ["Example", "entity_id", "example_events", "topic_for"]
@@ -30,15 +30,6 @@ def example_events() -> list[Example]:
 
 def topic_for(kind: str, topics: Topics) -> str:
     return {"offer": topics.offers, "demand": topics.demands, "financing": topics.financing}[kind]
-
-
-def entity_id(event: InputEvent) -> str:
-    """The id the event's record is keyed by on its topic."""
-    for attribute in ("offer_id", "demand_id", "request_id"):
-        value = getattr(event, attribute, None)
-        if isinstance(value, str):
-            return value
-    raise TypeError(f"not an input event: {type(event).__name__}")
 
 
 def decode_example(example: Example) -> InputEvent | Rejection:
