@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from matcher.candidates import Candidate
-from matcher.oracle import fold
 from streams.merging import candidate_of_event
 
-__all__ = ["Audit", "audit"]
+__all__ = ["Audit", "OutputFold", "audit"]
 
 
 @dataclass(frozen=True)
@@ -32,21 +31,43 @@ class Audit:
         return self.missing == self.extra == self.changed == 0
 
 
-def audit(match_events: Iterable[Mapping[str, Any]], oracle: Mapping[str, Candidate]) -> Audit:
-    events = list(match_events)
-    last: dict[str, tuple[Any, ...]] = {}
-    duplicates = 0
-    for event in events:
+class OutputFold:
+    """The open matches of an output log, folded one event at a time, so that an audit of millions of
+    match events holds the open matches and one hash per match id, not the events themselves (a 1M-event
+    load writes ~15M of them)."""
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.duplicates = 0
+        self.open: dict[str, Candidate] = {}
+        self._last_said: dict[str, int] = {}  # hash of (type, versions, score) of each match's last event
+
+    def add(self, event: Mapping[str, Any]) -> None:
         c = candidate_of_event(event)
-        said = (event["type"], c.seeker_version, c.counterpart_version, c.financier_version, c.score)
-        duplicates += last.get(c.match_id) == said
-        last[c.match_id] = said
-    folded = {match_id: candidate_of_event(event) for match_id, event in fold(events).items()}
-    both = folded.keys() & oracle.keys()
-    return Audit(
-        events=len(events),
-        missing=len(oracle.keys() - folded.keys()),
-        extra=len(folded.keys() - oracle.keys()),
-        changed=sum(not folded[m].same_state(oracle[m]) for m in both),
-        duplicates=duplicates,
-    )
+        said = hash((event["type"], c.seeker_version, c.counterpart_version, c.financier_version, c.score))
+        self.events += 1
+        self.duplicates += self._last_said.get(c.match_id) == said
+        self._last_said[c.match_id] = said
+        if event["type"] == "match":
+            self.open[c.match_id] = c
+        else:
+            self.open.pop(c.match_id, None)
+
+    def add_all(self, events: Iterable[Mapping[str, Any]]) -> OutputFold:
+        for event in events:
+            self.add(event)
+        return self
+
+    def against(self, oracle: Mapping[str, Candidate]) -> Audit:
+        both = self.open.keys() & oracle.keys()
+        return Audit(
+            events=self.events,
+            missing=len(oracle.keys() - self.open.keys()),
+            extra=len(self.open.keys() - oracle.keys()),
+            changed=sum(not self.open[m].same_state(oracle[m]) for m in both),
+            duplicates=self.duplicates,
+        )
+
+
+def audit(match_events: Iterable[Mapping[str, Any]], oracle: Mapping[str, Candidate]) -> Audit:
+    return OutputFold().add_all(match_events).against(oracle)

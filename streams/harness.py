@@ -22,7 +22,7 @@ from matcher.candidates import Candidate
 from matcher.market import to_event
 from matcher.oracle import final_log, oracle_matches
 from schemas import DeadLetter, InputEvent, encode
-from streams.audit import Audit, audit
+from streams.audit import Audit, OutputFold
 from streams.examples import entity_id
 from streams.intake import Source, route
 from streams.kafka_io import client_options, ensure_topics
@@ -131,10 +131,11 @@ class MatchStream:
     """``patent.matches`` followed as it grows, each record read and parsed once.
 
     Waiting by re-reading the whole topic at every poll costs time quadratic in the output: on a long
-    run (bench.reliability) the reader took a core from the worker it was waiting for."""
+    run (bench.reliability) the reader took a core from the worker it was waiting for. The events are
+    folded as they are read (:class:`OutputFold`), not kept: a 1M-event load writes ~15M of them."""
 
     def __init__(self, dep: Deployment) -> None:
-        self.events: list[dict[str, Any]] = []
+        self.fold = OutputFold()
         self._consumer = AIOKafkaConsumer(
             dep.topics.matches,
             bootstrap_servers=dep.bootstrap,
@@ -155,10 +156,10 @@ class MatchStream:
         arrived = 0
         while True:
             batches = await self._consumer.getmany(timeout_ms=200, max_records=20_000)
-            new = [orjson.loads(m.value) for messages in batches.values() for m in messages if m.value is not None]
+            new = [m.value for messages in batches.values() for m in messages if m.value is not None]
             if not new:
                 return arrived
-            self.events.extend(new)
+            self.fold.add_all(orjson.loads(value) for value in new)
             arrived += len(new)
 
     async def reaches(self, count: int, *, timeout_s: float, dep: Deployment) -> None:
@@ -166,14 +167,14 @@ class MatchStream:
 
         async def reached() -> bool:
             await self.poll()
-            return len(self.events) >= count
+            return self.fold.events >= count
 
         await eventually(reached, timeout_s=timeout_s, dep=dep)
 
     async def grows(self, by: int, *, timeout_s: float, dep: Deployment) -> None:
         """Wait until ``by`` more match events than read so far have been written."""
         await self.poll()
-        await self.reaches(len(self.events) + by, timeout_s=timeout_s, dep=dep)
+        await self.reaches(self.fold.events + by, timeout_s=timeout_s, dep=dep)
 
 
 def _lower_priority() -> None:
@@ -220,7 +221,7 @@ async def settle_on_oracle(
         async def equal() -> bool:
             if await output.poll() and result:
                 return False
-            result[:] = [audit(output.events, oracle)]
+            result[:] = [output.fold.against(oracle)]
             return result[0].equal
 
         try:

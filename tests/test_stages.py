@@ -3,6 +3,7 @@ that processed the log did, the merger ignores old answers, and shards + merger 
 
 from __future__ import annotations
 
+import dataclasses
 import tracemalloc
 from datetime import UTC, datetime
 
@@ -14,7 +15,7 @@ from matcher import MatchingConfig
 from matcher.market import Market, to_event
 from matcher.oracle import oracle_matches
 from matcher.text import default_analyzer
-from streams.audit import audit
+from streams.audit import Audit, OutputFold, audit
 from streams.harness import shard_log
 from streams.merging import Merger
 from streams.sharding import Answer, ShardStage, bundle_answers, merge_partition, right_sized, split_bundle
@@ -57,6 +58,30 @@ def test_shards_and_merger_end_with_the_oracles_open_matches() -> None:
     _, _, out = run_stages(documents)
     result = audit(out, oracle_matches([to_event(d) for d in documents]))
     assert result.equal and result.duplicates == 0
+
+
+def test_the_audit_tells_each_difference_from_the_oracle_and_counts_exact_repeats() -> None:
+    """The audit every reliability scenario ends on must be able to fail: one open match missing, one
+    extra, one with another score, and one event repeated are each reported, and folding the output a
+    piece at a time (as a long run reads it) says the same as folding it at once."""
+    documents = Market(5).lifecycle(200, expiring=0.2)
+    _, _, out = run_stages(documents)
+    oracle = oracle_matches([to_event(d) for d in documents])
+    first, second, third = sorted(oracle)[:3]
+    assert audit(out, oracle) == Audit(len(out), missing=0, extra=0, changed=0, duplicates=0)
+
+    shorter = {m: c for m, c in oracle.items() if m != first}
+    rescored = {**oracle, second: dataclasses.replace(oracle[second], score=oracle[second].score / 2)}
+    longer = {**oracle, "never-open": dataclasses.replace(oracle[third], match_id="never-open")}
+    assert (audit(out, shorter).extra, audit(out, rescored).changed, audit(out, longer).missing) == (1, 1, 1)
+    half = len(out) // 2
+    repeated = [*out[:half], out[half - 1], *out[half:]]
+    assert audit(repeated, oracle) == Audit(len(out) + 1, missing=0, extra=0, changed=0, duplicates=1)
+
+    pieces = OutputFold()
+    for start in range(0, len(repeated), 7):
+        pieces.add_all(repeated[start : start + 7])
+    assert pieces.against(rescored) == audit(repeated, rescored)
 
 
 def test_answering_once_for_many_events_ends_the_same_with_fewer_notifications() -> None:
