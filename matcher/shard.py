@@ -84,6 +84,14 @@ FINANCIER_COLUMNS = {
     "has_topic": np.bool_,
     "qtotal": np.float64,
 }
+SERVED_SLOTS = 4
+SERVED_COLUMNS = {
+    "serves_all": np.bool_,  # an investor, or a lender with no regions_served
+    **{f"served{i}": np.int64 for i in range(SERVED_SLOTS)},  # interned regions_served codes, -1 padded
+    "served_more": np.bool_,  # more codes than slots: the rest checked one by one
+}
+"""Where a lender lends, as columns: a financing request checks every lender at once (of the financiers'
+table, apart from ``FINANCIER_COLUMNS``: those are the columns every financier query reads)."""
 REQUEST_COLUMNS = {
     "floor": np.float64,
     "party": np.int64,
@@ -124,7 +132,7 @@ class Shard:
         self._ids = Interner()
         self.offers = DocIndex(OFFER_COLUMNS)
         self.buyers = QueryIndex(BUYER_COLUMNS)
-        self.financiers = QueryIndex(FINANCIER_COLUMNS)
+        self.financiers = QueryIndex({**FINANCIER_COLUMNS, **SERVED_COLUMNS})
         self.requests = DocIndex(REQUEST_COLUMNS)
         self.pending: dict[str, Request] = {}
         self._requests_by_number: dict[str, set[str]] = {}
@@ -188,7 +196,7 @@ class Shard:
                 self.financiers.add(
                     entity.id,
                     entity,
-                    self._financier_values(entity),
+                    self._financier_values(entity) | self._served_values(entity),
                     codes=entity.codes,
                     territories=entity.territories,
                     query=entity.query,
@@ -333,6 +341,29 @@ class Shard:
             "strength": c.strength,
             "ts": r.ts,
         }
+
+    def _served_values(self, f: Demand) -> dict[str, Any]:
+        codes = [self._ids.id(code) for code in sorted(f.regions_served)]
+        padded = (codes + [-1] * SERVED_SLOTS)[:SERVED_SLOTS]
+        return {
+            "serves_all": f.intent != "lend" or not f.regions_served,
+            **{f"served{i}": code for i, code in enumerate(padded)},
+            "served_more": len(codes) > SERVED_SLOTS,
+        }
+
+    def _financiers_serving(self, slots: IntArray, region: str) -> npt.NDArray[np.bool_]:
+        """:func:`matcher.financing.served` of every financier in ``slots`` for a party in ``region``."""
+        cols = self.financiers.table.cols
+        ok = cols["serves_all"][slots].copy()
+        wanted = [code for code in (self._ids.get(region), self._ids.get(region[:2])) if code >= 0]
+        for i in range(SERVED_SLOTS):
+            column = cols[f"served{i}"][slots]
+            for code in wanted:
+                ok |= column == code
+        ids = self.financiers.table.ids
+        for row in np.flatnonzero(cols["served_more"][slots] & ~ok).tolist():
+            ok[row] = served(self.financiers.entities[ids[slots[row]]], region)
+        return ok
 
     @staticmethod
     def _rows(index: DocIndex | QueryIndex, columns: dict[str, Any], slots: IntArray) -> dict[str, Any]:
@@ -556,7 +587,7 @@ class Shard:
             r,
             f,
             territory_ok=territory_ok,
-            served_ok=self._served(financier, r["region"], r["country"]),
+            served_ok=self._parties_served_by(financier, r["region"], r["country"]),
             text_raw=text_raw,
             field=field_scores,
             config=self.config,
@@ -567,7 +598,7 @@ class Shard:
             for row, request_id in zip(rows.tolist(), self.requests.ids(slots[rows]), strict=True)
         ]
 
-    def _served(self, financier: Demand, regions: IntArray, countries: IntArray) -> npt.NDArray[np.bool_]:
+    def _parties_served_by(self, financier: Demand, regions: IntArray, countries: IntArray) -> npt.NDArray[np.bool_]:
         """:func:`matcher.financing.served` for many parties at once, from their interned regions and
         countries (a served code is a region or a whole country; they share one interner)."""
         if financier.intent != "lend" or not financier.regions_served:
@@ -593,9 +624,8 @@ class Shard:
         territory_ok = ~f["has_terr"] | self.financiers.territories_overlap(
             slots, territory_words(collateral.territories)
         )
-        financier_ids = self.financiers.ids(slots)
-        region = collateral.request.region
-        served_ok = np.asarray([served(self.financiers.entities[i], region) for i in financier_ids])
+        served_ok = self._financiers_serving(slots, collateral.request.region)
+        ids = self.financiers.table.ids
         r = _scalars(self._request_values(collateral))
         scores = financing_scores(
             r,
@@ -610,7 +640,7 @@ class Shard:
         return self._best_first(
             rows,
             scores.score[rows],
-            lambda position: financier_ids[rows[position]],
+            lambda position: ids[slots[rows[position]]],
             lambda row, fid: self._financing_candidate(
                 collateral, self.financiers.entities[fid], float(scores.score[row])
             ),

@@ -188,11 +188,30 @@ def test_financing_filters(lender_over: dict[str, Any]) -> None:
     assert pairs(engine) == set()
 
 
+MANY_REGIONS = ["CN-AH", "CN-FJ", "CN-GD", "CN-HB", "CN-SC"]  # more than a lender's served-region columns
+
+
 @pytest.mark.parametrize("lender_first", [True, False])
-def test_a_lender_serving_a_whole_country_serves_its_regions(lender_first: bool) -> None:
-    events = [lender(regions_served=["CN"]), request()]  # the applicant is in CN-JS
+@pytest.mark.parametrize(
+    ("regions_served", "serves"),
+    [
+        (["CN"], True),
+        (["CN-JS"], True),
+        (["CN-SH", "CN-ZJ"], False),
+        ([*MANY_REGIONS, "CN-JS"], True),
+        ([*MANY_REGIONS, "CN-ZJ", "CN"], True),
+        ([*MANY_REGIONS, "CN-ZJ"], False),
+        (["US-CA", "US"], False),
+    ],
+)
+def test_a_lender_serves_its_regions_and_the_regions_of_its_countries(
+    lender_first: bool, regions_served: list[str], serves: bool
+) -> None:
+    """Whichever arrives first (the request checks every lender at once, a lender every request), and
+    however many regions a lender lists."""
+    events = [lender(regions_served=regions_served), request()]  # the applicant is in CN-JS
     engine, _ = run(*(events if lender_first else events[::-1]))
-    assert pairs(engine) == {("financing", "r1", "bank1", None)}
+    assert pairs(engine) == ({("financing", "r1", "bank1", None)} if serves else set())
 
 
 def test_equity_requests_meet_investors() -> None:
