@@ -57,7 +57,9 @@ async def run_demo(settings: Settings, console: Console, *, market_size: int = 1
     documents = [orjson.loads(e.raw) for e in example_events() if not isinstance(decode_example(e), Rejection)]
     documents += Market(2026).lifecycle(market_size)
     with bootstrap_servers(settings, console) as bootstrap:
-        deployment = Deployment(bootstrap, name=f"patentmatch-demo-{int(time.time())}", topic_names=settings.topics)
+        deployment = Deployment(
+            bootstrap, name=f"patentmatch-demo-{int(time.time())}", topic_names=settings.topics, keep_files=True
+        )
         await ensure_topics(bootstrap, public_topics(deployment.settings))
         worker = deployment.start_worker()
         console.print(f"worker started (pid {worker.process.pid}, log {worker.log_path})")

@@ -118,3 +118,18 @@ async def test_metrics_count_what_the_worker_did_and_ready_waits_for_recovery(de
     recovered = await scrape(restarted)
     assert total(recovered, "patentmatch_rebuild_seconds_count", stage="shard") == deployment.shards
     assert total(recovered, "patentmatch_book_entries", side="offers") == sizes["offers"]
+
+
+async def test_a_deployment_leaves_no_files_behind(kafka_bootstrap: str) -> None:
+    """Every integration test starts workers: their logs and faust data go when they are stopped."""
+    dep = Deployment(kafka_bootstrap)
+    try:
+        await prepare(dep)
+        worker = dep.start_worker()
+        await eventually(lambda: ready(worker), timeout_s=120, dep=dep)
+        assert "Starting" in worker.log_path.read_text(errors="replace")
+        assert (dep.workdir / "data" / dep.name).is_dir(), "faust keeps its data in the deployment's folder"
+        workdir = dep.workdir
+    finally:
+        dep.stop_all()
+    assert not workdir.exists()
