@@ -384,15 +384,14 @@ class Shard:
             value = _or_nan(offer.value_cny)
             limits = (f["intent"] == LEND) & ~np.isnan(f["max_ltv"])
             ok &= ~limits | (~np.isnan(value) & (gap / value <= f["max_ltv"]))
-        # Best = nearest to the buyer (same region, then country), then smallest id; the served-regions
-        # check runs in that order, only until one passes.
+        ok &= self._financiers_serving(slots, buyer.region)
+        # Best = nearest to the buyer (same region, then country), then smallest id.
         nearness = self._nearness(f["region"], f["country"], buyer.region)
         for level in (2, 1, 0):
             tier = slots[ok & (nearness == level)]
-            for financier_id in sorted(self.financiers.ids(tier)):
-                financier: Demand = self.financiers.entities[financier_id]
-                if served(financier, buyer.region):
-                    return financier
+            if len(tier):
+                financier: Demand = self.financiers.entities[min(self.financiers.ids(tier))]
+                return financier
         return None
 
     def _nearness(self, regions: IntArray, countries: IntArray, region: str) -> IntArray:
