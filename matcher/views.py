@@ -63,6 +63,19 @@ class Views:
     def __len__(self) -> int:
         return sum(min(len(v), self.top_k) for v in self._lists.values())
 
+    def check_index(self) -> None:
+        """Raise if the index of holders is not exactly what the lists hold. A stale entry changes no
+        match (a seeker is only looked at again for nothing), so only this check would see one; but
+        it is memory never freed, for every entity that ever left a list."""
+        expected: dict[EntityKey, set[SeekerKey]] = {}
+        for seeker, members in self._lists.items():
+            for candidate in members:
+                for key in _members_of(candidate):
+                    expected.setdefault(key, set()).add(seeker)
+        if expected != self._holders:
+            stale = {k: v for k, v in self._holders.items() if expected.get(k) != v}
+            raise AssertionError(f"holders index differs from the lists: {len(stale)} keys, e.g. {list(stale)[:3]}")
+
     # ---- changing, within one event ----------------------------------------------------------------
     def begin(self) -> None:
         self._before.clear()

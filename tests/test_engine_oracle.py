@@ -36,6 +36,7 @@ def check(events: list[InputEvent], order_seed: int, shards: int, config: Matchi
     if order_seed >= 0:
         random.Random(order_seed).shuffle(shuffled)
     engine, notices = replay(shuffled, shards, config)
+    engine.views.check_index()
     expected = state(oracle_matches(events, config))
     assert state(engine.open_matches()) == expected
     folded = fold({"type": n.type, "match_id": n.candidate.match_id} for n in notices)
