@@ -69,10 +69,10 @@ async def test_the_worker_matches_with_its_credentials_and_others_are_refused(sc
 
 async def test_a_worker_with_a_wrong_password_fails_without_showing_it(scram_broker: LocalKafka) -> None:
     wrong = "wrong-" + secrets.token_urlsafe(12)
-    dep = Deployment(scram_broker.bootstrap, security=sasl("matcher", wrong))
-    worker = dep.start_worker()
-    exit_code = await asyncio.to_thread(worker.process.wait, 120)
-    log = worker.log_path.read_text(errors="replace")
+    with Deployment(scram_broker.bootstrap, security=sasl("matcher", wrong)) as dep:
+        worker = dep.start_worker()
+        exit_code = await asyncio.to_thread(worker.process.wait, 120)
+        log = worker.log_path.read_text(errors="replace")
     assert exit_code != 0
     assert "cannot set up its topics" in log and "as matcher (SASL_PLAINTEXT)" in log, log[-2000:]
     assert "Authentication failed" in log, "aiokafka's own line says why"
