@@ -132,7 +132,7 @@ class MatchStream:
 
     Waiting by re-reading the whole topic at every poll costs time quadratic in the output: on a long
     run (bench.reliability) the reader took a core from the worker it was waiting for. The events are
-    folded as they are read (:class:`OutputFold`), not kept: a 1M-event load writes ~15M of them."""
+    folded as they are read (:class:`OutputFold`), not kept: a 1M-event load wrote 16.6M of them."""
 
     def __init__(self, dep: Deployment) -> None:
         self.fold = OutputFold()
