@@ -384,11 +384,12 @@ class Shard:
             value = _or_nan(offer.value_cny)
             limits = (f["intent"] == LEND) & ~np.isnan(f["max_ltv"])
             ok &= ~limits | (~np.isnan(value) & (gap / value <= f["max_ltv"]))
-        ok &= self._financiers_serving(slots, buyer.region)
-        # Best = nearest to the buyer (same region, then country), then smallest id.
+        # Best = nearest to the buyer (same region, then country), then smallest id; served regions
+        # are checked tier by tier, on the financiers that passed the rest, only until a tier has one.
         nearness = self._nearness(f["region"], f["country"], buyer.region)
         for level in (2, 1, 0):
             tier = slots[ok & (nearness == level)]
+            tier = tier[self._financiers_serving(tier, buyer.region)]
             if len(tier):
                 financier: Demand = self.financiers.entities[min(self.financiers.ids(tier))]
                 return financier

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 
-from schemas import EVENT_TYPES, InputEvent, Rejection, decode, entity_id
+from schemas import EVENT_TYPES, InputEvent, Rejection, decode
 from streams.settings import Topics
 
-__all__ = ["Example", "entity_id", "example_events", "topic_for"]
+__all__ = ["Example", "example_events", "topic_for"]
 
 
 @dataclass(frozen=True)

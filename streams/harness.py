@@ -21,9 +21,8 @@ from aiokafka import AIOKafkaConsumer
 from matcher.candidates import Candidate
 from matcher.market import to_event
 from matcher.oracle import final_log, oracle_matches
-from schemas import DeadLetter, InputEvent, encode
+from schemas import DeadLetter, InputEvent, encode, entity_id
 from streams.audit import Audit, OutputFold
-from streams.examples import entity_id
 from streams.intake import Source, route
 from streams.kafka_io import client_options, ensure_topics
 from streams.replay import publish_log, read_topic, record_of

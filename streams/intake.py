@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from schemas import EVENT_TYPES, DeadLetter, FieldError, InputEvent, Rejection, dead_letter, decode
-from streams.examples import entity_id
+from schemas import EVENT_TYPES, DeadLetter, FieldError, InputEvent, Rejection, dead_letter, decode, entity_id
 from streams.settings import Settings
 
 __all__ = ["Routed", "Source", "route"]

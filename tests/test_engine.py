@@ -361,7 +361,7 @@ def test_a_closed_entitys_version_is_kept_for_the_retention_then_forgotten() -> 
 def test_a_long_log_keeps_the_recent_tombstones_only_and_still_equals_the_oracle() -> None:
     from matcher.market import Market, to_event
     from matcher.oracle import oracle_matches
-    from streams.examples import entity_id
+    from schemas import entity_id
 
     events = [to_event(d) for d in Market(12).lifecycle(600, withdrawals=0.3, expiring=0.5)]
     engine, _ = run(*events, config=MatchingConfig(tombstone_retention_days=0.05))

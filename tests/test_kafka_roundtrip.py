@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from schemas import EVENT_TYPES, Rejection, decode
-from streams.examples import decode_example, entity_id, example_events
+from schemas import EVENT_TYPES, Rejection, decode, entity_id
+from streams.examples import decode_example, example_events
 from streams.kafka_io import Record, create_topics, publish, read_records
 
 
