@@ -32,6 +32,18 @@ def _members_of(candidate: Candidate) -> list[EntityKey]:
     return keys
 
 
+def _keys_still_held(gone: Candidate, members: Iterable[Candidate]) -> set[EntityKey]:
+    """The keys of ``gone`` that other members still involve (a financier can bridge several)."""
+    counterpart = (gone.counterpart_kind, gone.counterpart_id)
+    still: set[EntityKey] = set()
+    for c in members:
+        if c.counterpart_id == gone.counterpart_id and c.counterpart_kind == gone.counterpart_kind:
+            still.add(counterpart)
+        if gone.financier_id is not None and c.financier_id == gone.financier_id:
+            still.add(("demand", gone.financier_id))
+    return still
+
+
 class Views:
     def __init__(self, top_k: int, reserve: int) -> None:
         self.top_k = top_k
@@ -113,15 +125,25 @@ class Views:
         # reading its list: most candidates of a busy trigger fall below the last member.
         if seeker in self._holders.get((candidate.counterpart_kind, candidate.counterpart_id), ()):
             # The newer candidate for a counterpart replaces the older (a bridge's financier changes).
+            self._touch(seeker)
             members = [c for c in members if c.counterpart_id != candidate.counterpart_id]
-        elif not complete and members and order >= members[-1].order:
+            members.insert(bisect.bisect_left(members, order, key=attrgetter("order")), candidate)
+            self._store(seeker, members, complete)
             return
+        if not complete and members and order >= members[-1].order:
+            return
+        # A counterpart new to the list: insert it, and let go of the one pushed past the depth. The
+        # holders index changes by those two alone (a busy trigger admits a hundred candidates).
         self._touch(seeker)
-        position = bisect.bisect_left(members, order, key=attrgetter("order"))
-        members = [*members[:position], candidate, *members[position:]]
-        if len(members) > self.depth:
-            members, complete = members[: self.depth], False
-        self._store(seeker, members, complete)
+        members.insert(bisect.bisect_left(members, order, key=attrgetter("order")), candidate)
+        pushed_out = members.pop() if len(members) > self.depth else None
+        self._lists[seeker] = members
+        self._complete[seeker] = complete and pushed_out is None
+        if pushed_out is candidate:
+            return  # a complete list already at its depth: it holds the same members, and is no longer complete
+        self._hold(seeker, [candidate])
+        if pushed_out is not None:
+            self._unhold(seeker, [pushed_out], _keys_still_held(pushed_out, members))
 
     def finish(self) -> list[ViewChange]:
         """What changed in the open matches of every seeker touched since :meth:`begin`."""
