@@ -1,16 +1,21 @@
 """The service's matching path without Kafka: where a worker's time, memory and collection pauses go.
 
-    python -m bench.pipeline [--size 20000] [--answer-every 8] [--gc python|thresholds|worker]
+    python -m bench.pipeline [--size 20000] [--market listings|churn] [--answer-every 8]
+                             [--gc python|thresholds|worker]
 
 One :class:`ShardStage` holding every shard and one :class:`Merger`, over plain dicts, apply a
-generated backlog as a worker does (``Market(100).listings``, the backlog of ``bench.e2e``): each event
-to every shard, then every ``answer-every`` events the shards' answers are bundled, received by the
-merger and announced. ``--gc`` sets the collector: Python's defaults, the worker's thresholds alone
-(:data:`streams.worker.GC_THRESHOLDS`), or everything the worker does (:func:`streams.worker.tune_gc`,
-which also freezes what survives a full collection).
+generated log as a worker does: each event to every shard, then every ``answer-every`` events the
+shards' answers are bundled, received by the merger and announced. ``--gc`` sets the collector:
+Python's defaults, the worker's thresholds alone (:data:`streams.worker.GC_THRESHOLDS`), or everything
+the worker does (:func:`streams.worker.tune_gc`, which also freezes what survives a full collection).
 
 Prints one JSON object: events/s, milliseconds per event in each step, RSS growth per event, and the
 count, total and longest pause of full garbage collections.
+
+``--market listings`` is the backlog of ``bench.e2e`` (``Market(100).listings``: a book that grows with
+every event); ``churn`` is the market of ``bench.reliability``'s load scenario (``Market(59).churn``:
+listings expire and are withdrawn, so the open book levels off at about 1,300 entries, ~700 of them
+offers and ~450 buyer demands, from about 5,000 events on; each event moves many seekers' top K).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import gc
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,8 +58,14 @@ class FullCollections:
             self.pauses.append(time.perf_counter() - self._started)
 
 
-def run(size: int, answer_every: int, collector: str) -> dict[str, Any]:
-    log = shard_log(Market(100).listings(size, expiring=0.0))
+MARKETS: dict[str, Callable[[int], list[dict[str, Any]]]] = {
+    "listings": lambda size: Market(100).listings(size, expiring=0.0),
+    "churn": lambda size: Market(59).churn(size),
+}
+
+
+def run(size: int, answer_every: int, collector: str, market: str = "listings") -> dict[str, Any]:
+    log = shard_log(MARKETS[market](size))
     config = MatchingConfig()
     stage = ShardStage({}, shards=SHARDS, config=config, analyzer=default_analyzer())
     merger = Merger({}, top_k=config.top_k, shards=SHARDS, partitions=MERGE_PARTITIONS)
@@ -101,6 +113,7 @@ def run(size: int, answer_every: int, collector: str) -> dict[str, Any]:
         gc.callbacks.remove(collections)
     return {
         "size": size,
+        "market": market,
         "shards": SHARDS,
         "answer_every": answer_every,
         "gc": collector,
@@ -118,10 +131,11 @@ def run(size: int, answer_every: int, collector: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=20_000)
+    parser.add_argument("--market", choices=sorted(MARKETS), default="listings")
     parser.add_argument("--answer-every", type=int, default=8, help="events between answers (a batch)")
     parser.add_argument("--gc", choices=["python", "thresholds", "worker"], default="worker")
     args = parser.parse_args()
-    print(json.dumps(run(args.size, args.answer_every, args.gc)))
+    print(json.dumps(run(args.size, args.answer_every, args.gc, args.market)))
 
 
 if __name__ == "__main__":
