@@ -8,6 +8,7 @@ by brute force for the tests.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -135,15 +136,26 @@ class Engine:
     def rebuild_views(self) -> int:
         """Recompute every seeker's view from the shards, silently (no notices): after :meth:`load`,
         when the book was rebuilt but the views were not. Returns the number of seekers."""
+        *_, seekers = self.rebuilding_views()
+        return seekers
+
+    def rebuilding_views(self, seekers_per_step: int = 32) -> Iterator[int]:
+        """:meth:`rebuild_views` a few seekers at a time: it yields the count of seekers done after each
+        step, so that a caller can do other work in between (the service answers its web pages and
+        runs its other stages while a shard is rebuilt, which takes minutes at a large book). The views
+        are complete when the iterator is exhausted; the engine must not be used before that."""
         home = self.shards[0]
         seekers: list[SeekerKey] = [("demand", d) for d in home.buyers.entities]
         seekers += [("financing", r) for r in home.requests.entities]
         self.views.begin()
-        for seeker in seekers:
-            self.views.replace(seeker, [shard.local_top_k(seeker) for shard in self.shards])
-            self._update_floor(seeker)
+        for start in range(0, len(seekers), seekers_per_step):
+            for seeker in seekers[start : start + seekers_per_step]:
+                self.views.replace(seeker, [shard.local_top_k(seeker) for shard in self.shards])
+                self._update_floor(seeker)
+            if start + seekers_per_step < len(seekers):
+                yield start + seekers_per_step
         self.views.finish()
-        return len(seekers)
+        yield len(seekers)
 
     def apply_entity(self, entity: Entity, event: InputEvent) -> Result:
         updates = [shard.apply(entity, withdrawn=event.status == "withdrawn") for shard in self.shards]

@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import faust
 import orjson
@@ -41,7 +41,9 @@ from streams.settings import KafkaSecurity, Settings
 from streams.sharding import Answer, ShardStage, bundle_answers, split_bundle
 from streams.tables import written_through_table
 
-__all__ = ["build_app", "internal_topics", "public_topics"]
+__all__ = ["build_app", "finish_in_steps", "internal_topics", "public_topics"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("patentmatch.service")
 
@@ -83,6 +85,17 @@ def faust_credentials(security: KafkaSecurity) -> SASLCredentials | SSLCredentia
             ssl_context=context,
         )
     return SSLCredentials(context) if context is not None else None
+
+
+async def finish_in_steps(steps: Generator[None, None, T]) -> T:
+    """Run ``steps`` to its end, giving the event loop a turn after each step: the web pages, the
+    broker probe and the other agents go on while a long computation (a shard's rebuild) runs."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as finished:
+            return cast(T, finished.value)
+        await asyncio.sleep(0)
 
 
 def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None = None) -> faust.App:
@@ -150,7 +163,10 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
 
     async def build_shard(shard: int) -> None:
         started = time.perf_counter()
-        resync = shards.build(shard)
+        resync = await finish_in_steps(shards.building(shard))
+        if not shards.is_built(shard):
+            log.info("shard rebuild abandoned: its partition was revoked meanwhile", extra={"shard": shard})
+            return
         await send_answers(resync)
         seconds = time.perf_counter() - started
         metrics.rebuild_seconds.labels("shard").observe(seconds)
@@ -172,6 +188,8 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         assert r.key is not None  # the intake keys every shard-log record
         if not shards.is_built(r.partition):
             await build_shard(r.partition)
+            if not shards.is_built(r.partition):
+                return  # revoked while it was rebuilt: the partition's new owner applies the record
         step = shards.apply(r.partition, r.offset, r.key, r.value)
         await book_table.write_through()
         progress[(r.topic, r.partition)] = r.offset + 1

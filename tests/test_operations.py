@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 import urllib.error
 from collections import Counter
@@ -133,3 +134,40 @@ async def test_a_deployment_leaves_no_files_behind(kafka_bootstrap: str) -> None
     finally:
         dep.stop_all()
     assert not workdir.exists()
+
+
+async def test_a_worker_answers_health_while_it_rebuilds_its_shards(deployment: Deployment) -> None:
+    """A restarted worker rebuilds each shard from its table: seconds per ten thousand listings, minutes
+    at a large book. Its event loop must keep turning meanwhile, or ``/health`` goes unanswered and an
+    orchestrator kills a worker that is only busy (before the rebuild gave way, /health was silent for
+    22.5 s at a 15k-listing book)."""
+    await prepare(deployment)
+    worker = deployment.start_worker()
+    documents = Market(7).listings(6000)
+    await publish(deployment, await market_records(deployment, documents))
+
+    async def every_event_applied() -> bool:
+        applied = total(await scrape(worker), "patentmatch_engine_seconds_count")
+        return applied == len(documents) * deployment.shards
+
+    await eventually(every_event_applied, timeout_s=300, dep=deployment)
+    worker.stop()
+    restarted = deployment.start_worker()
+
+    answered_at: list[float] = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            status, _ = await asyncio.to_thread(http_get, restarted, "/health")
+        except OSError:  # not listening yet, or not answering within http_get's timeout
+            status = 0
+        if status == 200:
+            answered_at.append(time.monotonic())
+        if answered_at and await ready(restarted):
+            break
+        await asyncio.sleep(0.2)
+    assert answered_at and await ready(restarted), restarted.log_tail()
+    rebuild_s = total(await scrape(restarted), "patentmatch_rebuild_seconds_sum", stage="shard")
+    longest_silence = max(later - earlier for earlier, later in itertools.pairwise(answered_at))
+    assert rebuild_s > 2.0, "the book must take a while to rebuild, or this test shows nothing"
+    assert longest_silence < 1.5, (longest_silence, rebuild_s)

@@ -18,7 +18,16 @@ from matcher.text import default_analyzer
 from streams.audit import Audit, OutputFold, audit
 from streams.harness import shard_log
 from streams.merging import Merger
-from streams.sharding import Answer, ShardStage, bundle_answers, merge_partition, right_sized, split_bundle
+from streams.sharding import (
+    ENTITIES_PER_STEP,
+    SEEKERS_PER_STEP,
+    Answer,
+    ShardStage,
+    bundle_answers,
+    merge_partition,
+    right_sized,
+    split_bundle,
+)
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)
 SHARDS, MERGERS = 2, 3
@@ -233,3 +242,60 @@ def test_encodings_kept_for_long_hold_only_their_length() -> None:
         tracemalloc.stop()
     assert all(orjson.loads(k) == m for k, m in zip(kept, members, strict=True))
     assert held < len(members) * 300
+
+
+def test_a_rebuild_in_steps_pauses_often_and_ends_as_a_rebuild_at_once() -> None:
+    """The service rebuilds a shard a step at a time, its event loop running in between: a pause at
+    least every ENTITIES_PER_STEP entries loaded and every SEEKERS_PER_STEP seekers ranked or answered,
+    the shard counted as built only after the last step, and the same resync as a rebuild at once."""
+    documents = Market(19).lifecycle(600, expiring=0.2)
+    stages, _, _ = run_stages(documents)
+    table = stages[0].store
+    at_once = ShardStage(dict(table), shards=SHARDS, config=MatchingConfig(), analyzer=default_analyzer())
+    in_steps = ShardStage(dict(table), shards=SHARDS, config=MatchingConfig(), analyzer=default_analyzer())
+    expected = [answer.to_bytes() for answer in at_once.build(0)]
+
+    steps = in_steps.building(0)
+    pauses = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as built:
+            resync = built.value
+            break
+        pauses += 1
+        assert not in_steps.is_built(0)
+    assert in_steps.is_built(0)
+    assert [answer.to_bytes() for answer in resync] == expected
+    stored = sum(1 for key in table if key.startswith("0|")) - 1  # less the offset record
+    book = in_steps.book_sizes(0)
+    ranked = book["buyer_demands"] + book["financing_requests"]
+    least = stored // ENTITIES_PER_STEP + ranked // 32 + len(resync) // SEEKERS_PER_STEP
+    assert pauses >= least > 10
+
+
+def test_a_shard_dropped_or_rebuilt_anew_during_its_rebuild_is_not_kept() -> None:
+    """A partition revoked in the middle of its rebuild must not come back as a stale engine when the
+    rebuild ends; nor may an older rebuild, ending late, replace a newer one that has applied events."""
+    documents = Market(19).lifecycle(300, expiring=0.2)
+    stages, _, _ = run_stages(documents)
+    stage = ShardStage(dict(stages[0].store), shards=SHARDS, config=MatchingConfig(), analyzer=default_analyzer())
+
+    dropped = stage.building(0)
+    next(dropped)
+    stage.drop(0)
+    for _ in dropped:
+        pass
+    assert not stage.is_built(0)
+
+    older, newer = stage.building(0), stage.building(0)
+    next(older)
+    for _ in newer:
+        pass
+    before = stage.book_sizes(0)["buyer_demands"]
+    key, value = shard_log([Market(23).buyer(demand_id="demand-after-the-rebuild")])[0]
+    stage.apply(0, len(documents), key, value)
+    for _ in older:
+        pass
+    assert stage.is_built(0)
+    assert stage.book_sizes(0)["buyer_demands"] == before + 1
