@@ -11,6 +11,9 @@ of a bare aiokafka consume → parse → produce on the same broker, and event-t
    until the consumer group has committed the end of every topic it reads (input, shard log, answers).
 4. Latency: ``latency-events`` more events are published at half the sustained rate; for each match
    event, latency is the time it was read back minus the time its trigger event was published.
+5. Recovery: every worker is stopped (SIGTERM) and as many started again on the same book: the seconds
+   until all are ready again (tables recovered, shards rebuilt), and the longest a new worker left
+   ``/health`` unanswered once it had answered (its event loop held by one long computation).
 
 Prints one JSON object. Starts its own local broker unless ``PATENTMATCH_KAFKA_BOOTSTRAP`` is set.
 """
@@ -30,12 +33,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from matcher.market import Market
+from streams.harness import http_get, readiness
 from streams.kafka_io import ensure_topics, partition_count
 from streams.localkafka import LocalKafka
 from streams.replay import publish_log, record_of
 from streams.service import public_topics
 from streams.settings import Settings
-from streams.supervision import Deployment
+from streams.supervision import Deployment, WorkerProcess
 
 
 async def passthrough(bootstrap: str, topics: list[str], total: int) -> float:
@@ -114,6 +118,7 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
         service_rate = size / (time.perf_counter() - started)
         print(f"service {service_rate:.0f} events/s on the backlog", file=sys.stderr)
         latencies = await latency(deployment, later, rate=service_rate / 2)
+        ready_s, silence_s = await recovery(deployment, started_workers)
     finally:
         deployment.stop_all()
     return {
@@ -127,7 +132,41 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
         "latency_matches": len(latencies),
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
         "latency_p99_ms": round(float(np.percentile(latencies, 99)), 1) if latencies else None,
+        "recovery_ready_s": round(ready_s, 1),
+        "recovery_longest_health_silence_s": round(silence_s, 2),
     }
+
+
+async def recovery(deployment: Deployment, workers: list[WorkerProcess]) -> tuple[float, float]:
+    """Stop ``workers`` and start as many again: (seconds until every new one is ready, the longest
+    time one of them left ``/health`` unanswered after its first answer)."""
+    for worker in workers:
+        worker.stop()
+    began = time.monotonic()
+    silence = 0.0
+
+    async def until_ready(worker: WorkerProcess) -> float:
+        nonlocal silence
+        answered = None
+        while time.monotonic() - began < 1800:
+            if worker.process.poll() is not None:
+                raise RuntimeError(f"a restarted worker died:\n{worker.log_tail()}")
+            try:
+                status, _ = await asyncio.to_thread(http_get, worker, "/health")
+            except OSError:  # not listening yet, or no answer within http_get's timeout
+                status = 0
+            if status == 200:
+                now = time.monotonic()
+                if answered is not None:
+                    silence = max(silence, now - answered)
+                answered = now
+                if (await readiness(worker))[0] == 200:
+                    return now - began
+            await asyncio.sleep(0.25)
+        raise TimeoutError("the restarted workers were not ready within 30 minutes")
+
+    restarted = [deployment.start_worker() for _ in workers]
+    return max(await asyncio.gather(*map(until_ready, restarted))), silence
 
 
 async def latency(deployment: Deployment, documents: list[dict[str, Any]], *, rate: float) -> list[float]:
