@@ -161,17 +161,27 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         for partition, bundle in bundle_answers(batch, settings.merge_partitions):
             await app.producer.send(topics.answers, None, bundle, partition, None, None)
 
+    rebuilding = asyncio.Lock()
+
     async def build_shard(shard: int) -> None:
-        started = time.perf_counter()
-        resync = await finish_in_steps(shards.building(shard))
-        if not shards.is_built(shard):
-            log.info("shard rebuild abandoned: its partition was revoked meanwhile", extra={"shard": shard})
-            return
-        await send_answers(resync)
-        seconds = time.perf_counter() - started
-        metrics.rebuild_seconds.labels("shard").observe(seconds)
-        metrics.set_book(shard, shards.book_sizes(shard))
-        log.info("shard rebuilt", extra={"shard": shard, "seekers": len(resync), "seconds": round(seconds, 3)})
+        """Rebuild ``shard`` from the book table unless it is built, giving the event loop a turn between
+        steps. One rebuild at a time: the table recovery's and the shard agent's could otherwise meet."""
+        async with rebuilding:
+            if shards.is_built(shard):
+                return
+            started = time.perf_counter()
+            resync = await finish_in_steps(shards.building(shard))
+            if not shards.is_built(shard):
+                log.info("shard rebuild abandoned: its partition was revoked meanwhile", extra={"shard": shard})
+                return
+            await send_answers(resync)
+            seconds = time.perf_counter() - started
+            metrics.rebuild_seconds.labels("shard").observe(seconds)
+            metrics.set_book(shard, shards.book_sizes(shard))
+            log.info("shard rebuilt", extra={"shard": shard, "seekers": len(resync), "seconds": round(seconds, 3)})
+
+    def assigned(topic: str, partition: int) -> bool:
+        return any(tp.topic == topic and tp.partition == partition for tp in app.consumer.assignment())
 
     async def route_input(r: Record) -> None:
         outcome = route(r.value, Source(r.topic, r.partition, r.offset, r.key), settings, received_at=datetime.now(UTC))
@@ -186,10 +196,10 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
 
     async def apply_to_shard(r: Record) -> None:
         assert r.key is not None  # the intake keys every shard-log record
-        if not shards.is_built(r.partition):
+        while not shards.is_built(r.partition):
+            if not assigned(r.topic, r.partition):
+                return  # revoked while it was rebuilt: the partition's owner reads the record again
             await build_shard(r.partition)
-            if not shards.is_built(r.partition):
-                return  # revoked while it was rebuilt: the partition's new owner applies the record
         step = shards.apply(r.partition, r.offset, r.key, r.value)
         await book_table.write_through()
         progress[(r.topic, r.partition)] = r.offset + 1

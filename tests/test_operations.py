@@ -143,6 +143,7 @@ async def test_a_worker_answers_health_while_it_rebuilds_its_shards(deployment: 
     22.5 s at a 15k-listing book)."""
     await prepare(deployment)
     worker = deployment.start_worker()
+    await eventually(lambda: ready(worker), timeout_s=120, dep=deployment)
     documents = Market(7).listings(6000)
     await publish(deployment, await market_records(deployment, documents))
 
