@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from matcher.market import Market
-from streams.harness import http_get, readiness
+from streams.harness import health_until_ready
 from streams.kafka_io import ensure_topics, partition_count
 from streams.localkafka import LocalKafka
 from streams.replay import publish_log, record_of
@@ -142,31 +142,9 @@ async def recovery(deployment: Deployment, workers: list[WorkerProcess]) -> tupl
     time one of them left ``/health`` unanswered after its first answer)."""
     for worker in workers:
         worker.stop()
-    began = time.monotonic()
-    silence = 0.0
-
-    async def until_ready(worker: WorkerProcess) -> float:
-        nonlocal silence
-        answered = None
-        while time.monotonic() - began < 1800:
-            if worker.process.poll() is not None:
-                raise RuntimeError(f"a restarted worker died:\n{worker.log_tail()}")
-            try:
-                status, _ = await asyncio.to_thread(http_get, worker, "/health")
-            except OSError:  # not listening yet, or no answer within http_get's timeout
-                status = 0
-            if status == 200:
-                now = time.monotonic()
-                if answered is not None:
-                    silence = max(silence, now - answered)
-                answered = now
-                if (await readiness(worker))[0] == 200:
-                    return now - began
-            await asyncio.sleep(0.25)
-        raise TimeoutError("the restarted workers were not ready within 30 minutes")
-
     restarted = [deployment.start_worker() for _ in workers]
-    return max(await asyncio.gather(*map(until_ready, restarted))), silence
+    watched = await asyncio.gather(*(health_until_ready(w, timeout_s=1800) for w in restarted))
+    return max(ready_s for ready_s, _ in watched), max(silence for _, silence in watched)
 
 
 async def latency(deployment: Deployment, documents: list[dict[str, Any]], *, rate: float) -> list[float]:

@@ -1,6 +1,6 @@
 """Driving a deployment from outside, for the integration tests and bench.reliability: publishing
 events to it, reading what it wrote, waiting (with a deadline) for the open matches to equal the
-oracle's, and the hostile records a worker must dead-letter."""
+oracle's or for a restarted worker to be ready, and the hostile records a worker must dead-letter."""
 
 from __future__ import annotations
 
@@ -46,6 +46,31 @@ async def readiness(worker: WorkerProcess) -> tuple[int, str]:
         return await asyncio.to_thread(http_get, worker, "/ready")
     except (ConnectionError, urllib.error.URLError) as exc:
         return 0, str(exc)
+
+
+async def health_until_ready(worker: WorkerProcess, *, timeout_s: float) -> tuple[float, float]:
+    """Poll a worker just started: (seconds until ``/ready`` says ready, the longest time ``/health``
+    went unanswered after its first answer: the event loop held by one long computation). Raises if
+    the worker dies or is not ready within ``timeout_s``."""
+    began = time.monotonic()
+    answered: float | None = None
+    silence = 0.0
+    while time.monotonic() - began < timeout_s:
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"the worker died:\n{worker.log_tail()}")
+        try:
+            status, _ = await asyncio.to_thread(http_get, worker, "/health")
+        except OSError:  # not listening yet, or no answer within http_get's timeout
+            status = 0
+        if status == 200:
+            now = time.monotonic()
+            if answered is not None:
+                silence = max(silence, now - answered)
+            answered = now
+            if (await readiness(worker))[0] == 200:
+                return now - began, silence
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"not ready within {timeout_s}s:\n{worker.log_tail()}")
 
 
 def records_of(dep: Deployment, events: Iterable[InputEvent]) -> list[tuple[str, bytes, bytes]]:

@@ -55,7 +55,7 @@ ENTITY_CACHE_SIZE = 512
 ENTITIES_PER_STEP = 64
 """Table entries a rebuild loads between two pauses (:meth:`ShardStage.building`): ~20 ms of work."""
 SEEKERS_PER_STEP = 32
-"""Seekers a rebuild answers between two pauses (about as long: ten explained members each)."""
+"""Seekers a rebuild ranks, or answers (ten explained members each), between two pauses."""
 
 
 def right_sized(encoded: bytes) -> bytes:
@@ -394,7 +394,7 @@ class ShardStage:
         for closed_at, kind, entity_id, version, _ in sorted(tombstones):
             book.remember_closed(kind, entity_id, version, closed_at=closed_at)  # type: ignore[arg-type]
         engine.advance(meta["watermark"])
-        for _ in engine.rebuilding_views():
+        for _ in engine.rebuilding_views(SEEKERS_PER_STEP):
             yield
         trigger = (meta["trigger"][0], meta["trigger"][1])
         answers = []

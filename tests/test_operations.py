@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 import urllib.error
 from collections import Counter
@@ -15,6 +14,7 @@ from matcher.market import Market
 from schemas import BuyerDemand, PatentOffer
 from streams.harness import (
     eventually,
+    health_until_ready,
     http_get,
     market_events,
     market_records,
@@ -155,20 +155,7 @@ async def test_a_worker_answers_health_while_it_rebuilds_its_shards(deployment: 
     worker.stop()
     restarted = deployment.start_worker()
 
-    answered_at: list[float] = []
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            status, _ = await asyncio.to_thread(http_get, restarted, "/health")
-        except OSError:  # not listening yet, or not answering within http_get's timeout
-            status = 0
-        if status == 200:
-            answered_at.append(time.monotonic())
-        if answered_at and await ready(restarted):
-            break
-        await asyncio.sleep(0.2)
-    assert answered_at and await ready(restarted), restarted.log_tail()
+    _, longest_silence = await health_until_ready(restarted, timeout_s=180)
     rebuild_s = total(await scrape(restarted), "patentmatch_rebuild_seconds_sum", stage="shard")
-    longest_silence = max(later - earlier for earlier, later in itertools.pairwise(answered_at))
     assert rebuild_s > 2.0, "the book must take a while to rebuild, or this test shows nothing"
     assert longest_silence < 1.5, (longest_silence, rebuild_s)

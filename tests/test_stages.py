@@ -270,7 +270,7 @@ def test_a_rebuild_in_steps_pauses_often_and_ends_as_a_rebuild_at_once() -> None
     stored = sum(1 for key in table if key.startswith("0|")) - 1  # less the offset record
     book = in_steps.book_sizes(0)
     ranked = book["buyer_demands"] + book["financing_requests"]
-    least = stored // ENTITIES_PER_STEP + ranked // 32 + len(resync) // SEEKERS_PER_STEP
+    least = stored // ENTITIES_PER_STEP + (ranked + len(resync)) // SEEKERS_PER_STEP
     assert pauses >= least > 10
 
 
