@@ -156,8 +156,16 @@ class _Index:
         ids = self.table.ids
         return [ids[s] for s in slots.tolist()]
 
-    def on_topic(self, weights: Mapping[str, float], codes: tuple[str, ...]) -> tuple[IntArray, FloatArray, FloatArray]:
+    def on_topic(
+        self, weights: Mapping[str, float], codes: tuple[str, ...], *, class_levels: bool = True
+    ) -> tuple[IntArray, FloatArray, FloatArray]:
         raise NotImplementedError
+
+    def with_class_levels(self, slots: IntArray, field: FloatArray, codes: tuple[str, ...]) -> FloatArray:
+        """``field`` raised to the class or section level the rows share with ``codes``."""
+        if not codes or not len(slots):
+            return field
+        return np.maximum(field, _CodeColumns.shared_level_scores(self.table, self._class_overflow, slots, codes))
 
     def relevance(
         self, slots: IntArray, weights: Mapping[str, float], codes: tuple[str, ...]
@@ -206,8 +214,14 @@ class DocIndex(_Index):
             self.text.note_removed(entity.terms)
             self.ipc.note_removed(dict.fromkeys(level for code in entity.codes for level in levels(code)))
 
-    def on_topic(self, query: Mapping[str, float], codes: tuple[str, ...]) -> tuple[IntArray, FloatArray, FloatArray]:
+    def on_topic(
+        self, query: Mapping[str, float], codes: tuple[str, ...], *, class_levels: bool = True
+    ) -> tuple[IntArray, FloatArray, FloatArray]:
         """Documents on topic with a query: (slots, raw text relevance, field score).
+
+        With ``class_levels`` False the field leaves out sharing only a class or a section (0.3, 0.1:
+        never enough to be on topic), for a caller that adds it (:meth:`with_class_levels`) to the
+        few documents it goes on to score.
 
         Terms too light to lift a document over the text gate on their own (together, under
         ``TOPICAL_TEXT``² of the query's weight) still count in the relevance of the documents found,
@@ -239,8 +253,8 @@ class DocIndex(_Index):
         text_acc[:size] = 0.0
         field_acc[:size] = 0.0
         mark[:size] = False
-        if codes and len(slots):
-            field = np.maximum(field, _CodeColumns.shared_level_scores(self.table, self._class_overflow, slots, codes))
+        if class_levels:
+            field = self.with_class_levels(slots, field, codes)
         return slots, text_raw, field
 
 
@@ -293,9 +307,10 @@ class QueryIndex(_Index):
             self.exact.note_removed(entity.codes)
 
     def on_topic(
-        self, term_weights: Mapping[str, float], codes: tuple[str, ...]
+        self, term_weights: Mapping[str, float], codes: tuple[str, ...], *, class_levels: bool = True
     ) -> tuple[IntArray, FloatArray, FloatArray]:
-        """Stored queries on topic with a document: (slots, raw text relevance, field score)."""
+        """Stored queries on topic with a document: (slots, raw text relevance, field score); for
+        ``class_levels`` see :meth:`DocIndex.on_topic`."""
         text_acc, field_acc, mark = self._scratch()
         size = self.table.size
         for term, sat in term_weights.items():
@@ -320,8 +335,8 @@ class QueryIndex(_Index):
         text_acc[:size] = 0.0
         field_acc[:size] = 0.0
         mark[:size] = False
-        if codes and len(slots):
-            field = np.maximum(field, _CodeColumns.shared_level_scores(self.table, self._class_overflow, slots, codes))
+        if class_levels:
+            field = self.with_class_levels(slots, field, codes)
         return slots, text_raw, field
 
 

@@ -26,10 +26,10 @@ from matcher.entities import Demand, Offer, Request
 from matcher.financing import INTENT_FOR, Collateral, Registry, resolve, served
 from matcher.gap_pairs import BridgeHint, GapPairs
 from matcher.index import DocIndex, QueryIndex, territory_words
-from matcher.scoring import financier_fits_bridge
+from matcher.scoring import LEVEL_SCORES, financier_fits_bridge
 from matcher.store import FloatArray, IntArray, Interner
 from matcher.text import TextAnalyzer, saturate
-from matcher.vector import INVEST, LEND, PairScores, financing_scores, transaction_scores
+from matcher.vector import INVEST, LEND, PairScores, financing_scores, transaction_score_bounds, transaction_scores
 
 __all__ = ["Shard", "ShardUpdate"]
 
@@ -123,6 +123,9 @@ class ShardUpdate:
 
 
 class Shard:
+    score_all_up_to = 512
+    """A demand's local top K scores every offer on topic up to this many; beyond, the best bounded first."""
+
     def __init__(self, config: MatchingConfig, analyzer: TextAnalyzer, *, index: int = 0, count: int = 1) -> None:
         self.config = config
         self.analyzer = analyzer
@@ -488,7 +491,21 @@ class Shard:
         cols["gap_hi"][slot] = gaps.max() if len(gaps) else NAN
 
     def _percolate_offer(self, offer: Offer, weights: dict[str, float]) -> list[Candidate]:
-        dslots, text_raw, field_scores = self.buyers.on_topic(weights, offer.codes)
+        dslots, text_raw, field_scores = self.buyers.on_topic(weights, offer.codes, class_levels=False)
+        # Only demands the offer might enter are scored: those bounded at or above their floor (sharing
+        # only a class with the offer, looked up for those alone, is bounded at its score meanwhile).
+        cols = self.buyers.table.cols
+        bounds_of = {name: cols[name][dslots] for name in ("qtotal", "has_codes", "has_budget")}
+        bound = transaction_score_bounds(
+            bounds_of,
+            {"strength": offer.strength},
+            text_raw=text_raw,
+            field=np.maximum(field_scores, LEVEL_SCORES[2]),
+            config=self.config,
+        )
+        reachable = np.flatnonzero(bound >= np.maximum(self.config.min_score, cols["floor"][dslots]))
+        dslots, text_raw = dslots[reachable], text_raw[reachable]
+        field_scores = self.buyers.with_class_levels(dslots, field_scores[reachable], offer.codes)
         if not len(dslots):
             return []
         d = self._rows(self.buyers, BUYER_COLUMNS, dslots)
@@ -532,15 +549,47 @@ class Shard:
         )
 
     def _demand_top_k(self, demand: Demand) -> list[Candidate]:
-        slots, text_raw, field_scores = self.offers.on_topic(demand.query, demand.codes)
+        """The demand's local top K + reserve among the offers on topic with it.
+
+        On a large book most of those offers cannot come near the top (a typical demand shares a busy
+        subclass or a common word with nearly half the book), so when there are many, only the best
+        by :func:`transaction_score_bounds` are scored first. An offer bounded below the last of the
+        resulting list cannot enter it; if more offers than were scored could, those are scored too.
+        Sharing only a class (field 0.3) is looked up for the scored offers alone and bounded above
+        for the others."""
+        slots, text_raw, field_scores = self.offers.on_topic(demand.query, demand.codes, class_levels=False)
+        d = _scalars(self._buyer_values(demand))
+        first_share = max(self.score_all_up_to, self.config.top_k + self.config.reserve)
+        if len(slots) <= first_share:
+            return self._rank_offers(demand, d, slots, text_raw, field_scores)
+        field_bounds = np.maximum(field_scores, LEVEL_SCORES[2]) if demand.codes else field_scores
+        strength = {"strength": self.offers.table.cols["strength"][slots]}
+        bound = transaction_score_bounds(d, strength, text_raw=text_raw, field=field_bounds, config=self.config)
+        first = np.flatnonzero(bound >= np.partition(bound, len(bound) - first_share)[len(bound) - first_share])
+        found = self._rank_offers(demand, d, slots[first], text_raw[first], field_scores[first])
+        if len(found) < self.config.top_k + self.config.reserve:
+            contenders = np.flatnonzero(bound >= self.config.min_score)
+        else:
+            contenders = np.flatnonzero(bound >= found[-1].score)
+        if len(contenders) <= len(first):
+            # Every offer bounded at or above the threshold is among the first share: all scored.
+            return found
+        return self._rank_offers(demand, d, slots[contenders], text_raw[contenders], field_scores[contenders])
+
+    def _rank_offers(
+        self, demand: Demand, d: dict[str, Any], slots: IntArray, text_raw: FloatArray, field_scores: FloatArray
+    ) -> list[Candidate]:
+        """Score the given offers for the demand and build its best candidates (resetting the demand's
+        gap range and gap pairs to what these offers give). ``field_scores`` lacks the class levels."""
         if not len(slots):
             self._set_gaps(demand.id, _EMPTY)
+            self._gap_pairs.drop(demand.id)
             return []
+        field_scores = self.offers.with_class_levels(slots, field_scores, demand.codes)
         o = self._rows(self.offers, OFFER_COLUMNS, slots)
         territory_ok: Any = True
         if demand.territories:
             territory_ok = self.offers.territories_overlap(slots, territory_words(demand.territories))
-        d = _scalars(self._buyer_values(demand))
         scores = transaction_scores(
             d, o, territory_ok=territory_ok, text_raw=text_raw, field=field_scores, config=self.config
         )

@@ -19,7 +19,7 @@ from matcher.entities import SECONDS_PER_YEAR
 from matcher.scoring import TOPICAL_FIELD, TOPICAL_TEXT
 from matcher.store import FloatArray
 
-__all__ = ["PairScores", "financing_scores", "round_scores", "transaction_scores"]
+__all__ = ["PairScores", "financing_scores", "round_scores", "transaction_score_bounds", "transaction_scores"]
 
 Side = Mapping[str, Any]
 BoolArray = Any
@@ -147,6 +147,34 @@ def transaction_scores(
     full_ok = np.zeros(n, dtype=bool)
     full_ok[rows] = True
     return PairScores(ok=full_ok, score=full_score, gap=full_gap, gap_cny=full_gap_cny)
+
+
+BOUND_SLACK = 2e-6
+"""Added to every bound: the bound's arithmetic differs from the score's, and the score is rounded to
+six decimals, so a bound without slack could fall a rounding step below the score it bounds."""
+
+
+def transaction_score_bounds(
+    d: Side, o: Side, *, text_raw: FloatArray, field: FloatArray, config: MatchingConfig
+) -> FloatArray:
+    """For every pair, a number the score of :func:`transaction_scores` cannot exceed.
+
+    It needs only what the index lookup already gives (text relevance and field) and the offer's
+    ``strength``; price, region and freshness count at their best, and no filter is applied. So a
+    pair whose bound is under a threshold (the score of a seeker's last open match, or the floor
+    a newcomer must reach) can be skipped without gathering its columns or scoring it."""
+    w = config.weights
+    best_price = max(1.0, config.negotiable_price_score, config.bridge_price_score)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        text = _text(text_raw, d["qtotal"])
+    field_applies, price_applies = d["has_codes"], d["has_budget"]
+    total = np.where(field_applies, w.field, 0.0) + np.where(price_applies, w.price, 0.0)
+    total = total + w.text + w.strength + w.region + w.freshness
+    weighted = np.where(field_applies, w.field * field, 0.0) + np.where(price_applies, w.price * best_price, 0.0)
+    weighted = weighted + w.text * text + w.strength * o["strength"] + w.region + w.freshness
+    safe_total = np.where(total > 0, total, 1.0)
+    bound: FloatArray = np.where(total > 0, weighted / safe_total, 0.0) + BOUND_SLACK
+    return bound
 
 
 def _take(side: Side, rows: Any) -> dict[str, Any]:

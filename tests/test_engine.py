@@ -7,12 +7,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from matcher import Engine, MatchingConfig, Notice, Weights
+from matcher.market import Market, to_event
 from matcher.scoring import field_score
+from matcher.shard import OFFER_COLUMNS
+from matcher.vector import BOUND_SLACK, transaction_score_bounds, transaction_scores
 from schemas import InputEvent
 from tests.builders import demand, lender, offer, patent, request
 
@@ -407,3 +411,26 @@ def test_every_valid_amount_is_explained_however_small_or_large(
         assert all(
             money is None or money.amount > 0 for money in dict(event.facts).values() if not isinstance(money, float)
         )
+
+
+def test_no_pair_scores_above_its_bound_and_the_bound_is_tight() -> None:
+    """The bound that lets a large book's top K skip offers (and percolation skip demands) must never
+    be under a score, even after rounding; and where price, region and freshness are at their best it
+    equals the score, so a bound with less slack would fail here."""
+    engine = Engine()
+    for document in Market(11).listings(400):
+        engine.apply(to_event(document))
+    shard = engine.shards[0]
+    margins = []
+    for buyer in shard.buyers.entities.values():
+        slots, text_raw, field = shard.offers.on_topic(buyer.query, buyer.codes)
+        if not len(slots):
+            continue
+        d = {name: np.asarray(value) for name, value in shard._buyer_values(buyer).items()}
+        o = {name: shard.offers.table.cols[name][slots] for name in OFFER_COLUMNS}
+        scores = transaction_scores(d, o, territory_ok=True, text_raw=text_raw, field=field, config=engine.config)
+        bound = transaction_score_bounds(d, o, text_raw=text_raw, field=field, config=engine.config)
+        margins.extend((bound - scores.score)[scores.ok].tolist())
+    assert len(margins) > 500
+    assert min(margins) >= 0
+    assert min(margins) <= BOUND_SLACK

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from matcher import Candidate, Engine, MatchingConfig, Notice, fold, oracle_matches
 from matcher.market import Market, MarketMix, to_event
 from matcher.oracle import final_book, final_log
+from matcher.shard import Shard
 from matcher.text import default_analyzer
 from schemas import InputEvent
 
@@ -23,19 +24,31 @@ def state(candidates: dict[str, Candidate]) -> dict[str, tuple[object, ...]]:
     }
 
 
-def replay(events: list[InputEvent], shards: int, config: MatchingConfig) -> tuple[Engine, list[Notice]]:
+def replay(
+    events: list[InputEvent], shards: int, config: MatchingConfig, score_all_up_to: int = Shard.score_all_up_to
+) -> tuple[Engine, list[Notice]]:
     engine = Engine(config, shards=shards)
+    for shard in engine.shards:
+        shard.score_all_up_to = score_all_up_to
     notices: list[Notice] = []
     for event in events:
         notices += engine.apply(event).notices
     return engine, notices
 
 
-def check(events: list[InputEvent], order_seed: int, shards: int, config: MatchingConfig) -> None:
+def check(
+    events: list[InputEvent],
+    order_seed: int,
+    shards: int,
+    config: MatchingConfig,
+    score_all_up_to: int = Shard.score_all_up_to,
+) -> None:
+    """``score_all_up_to`` 0 makes every demand's top K score only the offers bounded best (the
+    large-book path), whatever the size of the book."""
     shuffled = list(events)
     if order_seed >= 0:
         random.Random(order_seed).shuffle(shuffled)
-    engine, notices = replay(shuffled, shards, config)
+    engine, notices = replay(shuffled, shards, config, score_all_up_to)
     engine.views.check_index()
     expected = state(oracle_matches(events, config))
     assert state(engine.open_matches()) == expected
@@ -54,6 +67,7 @@ def check(events: list[InputEvent], order_seed: int, shards: int, config: Matchi
     updates=st.floats(0, 0.4),
     withdrawals=st.floats(0, 0.3),
     expiring=st.floats(0, 0.5),
+    score_all_up_to=st.sampled_from([0, Shard.score_all_up_to]),
 )
 def test_open_matches_equal_the_oracle_for_any_order_and_split(
     market_seed: int,
@@ -65,10 +79,12 @@ def test_open_matches_equal_the_oracle_for_any_order_and_split(
     updates: float,
     withdrawals: float,
     expiring: float,
+    score_all_up_to: int,
 ) -> None:
     market = Market(market_seed, mix=MarketMix(offers=0.45, buyers=0.3, financiers=0.1, requests=0.15))
     log = market.lifecycle(size, updates=updates, withdrawals=withdrawals, expiring=expiring)
-    check([to_event(d) for d in log], order_seed, shards, MatchingConfig(top_k=top_k, reserve=reserve))
+    config = MatchingConfig(top_k=top_k, reserve=reserve)
+    check([to_event(d) for d in log], order_seed, shards, config, score_all_up_to)
 
 
 def test_a_larger_market_in_order_and_shuffled() -> None:
@@ -77,6 +93,7 @@ def test_a_larger_market_in_order_and_shuffled() -> None:
     assert len(oracle_matches(events, config)) > 300
     for order_seed, shards in ((-1, 1), (1, 1), (2, 2), (3, 4)):
         check(events, order_seed, shards, config)
+        check(events, order_seed, shards, config, score_all_up_to=0)
 
 
 def test_the_oracle_in_shares_adds_up_to_the_whole_oracle() -> None:
