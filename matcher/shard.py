@@ -29,7 +29,15 @@ from matcher.index import DocIndex, QueryIndex, territory_words
 from matcher.scoring import LEVEL_SCORES, financier_fits_bridge
 from matcher.store import FloatArray, IntArray, Interner
 from matcher.text import TextAnalyzer, saturate
-from matcher.vector import INVEST, LEND, PairScores, financing_scores, transaction_score_bounds, transaction_scores
+from matcher.vector import (
+    INVEST,
+    LEND,
+    PairScores,
+    financing_scores,
+    fits_on_few_columns,
+    transaction_score_bounds,
+    transaction_scores,
+)
 
 __all__ = ["Shard", "ShardUpdate"]
 
@@ -552,14 +560,19 @@ class Shard:
         """The demand's local top K + reserve among the offers on topic with it.
 
         On a large book most of those offers cannot come near the top (a typical demand shares a busy
-        subclass or a common word with nearly half the book), so when there are many, only the best
-        by :func:`transaction_score_bounds` are scored first. An offer bounded below the last of the
+        subclass or a common word with nearly half the book), so when there are many, the hard filters
+        that read few columns go first (:meth:`_fits_on_few_columns`), and of the offers that pass, only
+        the best by :func:`transaction_score_bounds` are scored first. An offer bounded below the last of the
         resulting list cannot enter it; if more offers than were scored could, those are scored too.
         Sharing only a class (field 0.3) is looked up for the scored offers alone and bounded above
         for the others."""
         slots, text_raw, field_scores = self.offers.on_topic(demand.query, demand.codes, class_levels=False)
         d = _scalars(self._buyer_values(demand))
         first_share = max(self.score_all_up_to, self.config.top_k + self.config.reserve)
+        if len(slots) <= first_share:
+            return self._rank_offers(demand, d, slots, text_raw, field_scores)
+        fitting = np.flatnonzero(self._fits_on_few_columns(demand, d, slots, text_raw, field_scores))
+        slots, text_raw, field_scores = slots[fitting], text_raw[fitting], field_scores[fitting]
         if len(slots) <= first_share:
             return self._rank_offers(demand, d, slots, text_raw, field_scores)
         field_bounds = np.maximum(field_scores, LEVEL_SCORES[2]) if demand.codes else field_scores
@@ -575,6 +588,21 @@ class Shard:
             # Every offer bounded at or above the threshold is among the first share: all scored.
             return found
         return self._rank_offers(demand, d, slots[contenders], text_raw[contenders], field_scores[contenders])
+
+    def _fits_on_few_columns(
+        self, demand: Demand, d: dict[str, Any], slots: IntArray, text_raw: FloatArray, field_scores: FloatArray
+    ) -> Any:
+        """:func:`fits_on_few_columns`, reading only the columns this demand's settings make matter."""
+        cols = self.offers.table.cols
+        o: dict[str, Any] = {"deal": cols["deal"][slots], "granted": True, "price": NAN, "rate_known": True}
+        if demand.require_granted:
+            o["granted"] = cols["granted"][slots]
+        if demand.has_budget:
+            o["price"], o["rate_known"] = cols["price"][slots], cols["rate_known"][slots]
+        fits = fits_on_few_columns(d, o, text_raw=text_raw, field=field_scores, config=self.config)
+        if demand.territories:
+            fits = fits & self.offers.territories_overlap(slots, territory_words(demand.territories))
+        return fits
 
     def _rank_offers(
         self, demand: Demand, d: dict[str, Any], slots: IntArray, text_raw: FloatArray, field_scores: FloatArray

@@ -19,7 +19,14 @@ from matcher.entities import SECONDS_PER_YEAR
 from matcher.scoring import TOPICAL_FIELD, TOPICAL_TEXT
 from matcher.store import FloatArray
 
-__all__ = ["PairScores", "financing_scores", "round_scores", "transaction_score_bounds", "transaction_scores"]
+__all__ = [
+    "PairScores",
+    "financing_scores",
+    "fits_on_few_columns",
+    "round_scores",
+    "transaction_score_bounds",
+    "transaction_scores",
+]
 
 Side = Mapping[str, Any]
 BoolArray = Any
@@ -88,21 +95,14 @@ def transaction_scores(
     """Buyer demand(s) ``d`` against offer(s) ``o`` (see :func:`matcher.scoring.offer_fit`).
 
     The hard filters run over every pair; the score only over the pairs that pass them."""
-    ok = (d["party"] != o["party"]) & ((d["deal"] & o["deal"]) != 0) & territory_ok
-    ok = ok & (~d["require_granted"] | o["granted"])
+    ok = (d["party"] != o["party"]) & territory_ok
     meet = np.maximum(d["ts"], o["ts"])
     with np.errstate(invalid="ignore", divide="ignore"):
         remaining = (o["min_expiry"] - meet) / SECONDS_PER_YEAR
         ok = ok & (np.isnan(d["min_rem"]) | (remaining >= d["min_rem"]))
         text = _text(text_raw, d["qtotal"])
         field = np.where(d["has_codes"], field, 0.0)
-        ok = ok & ((field >= TOPICAL_FIELD) | (text >= TOPICAL_TEXT))
-        price, bmax = o["price"], d["bmax"]
-        stretch_limit = (
-            bmax * (1 + config.bridge_stretch) if config.bridge_stretch > 0 else bmax * (1 + config.price_tolerance)
-        )
-        affordable = np.isnan(price) | (price <= stretch_limit)
-        ok = ok & (~d["has_budget"] | (d["rate_known"] & o["rate_known"] & affordable))
+        ok = ok & _fits_on_few_columns(d, o, text=text, field=field, config=config)
 
     rows = np.flatnonzero(np.broadcast_to(ok, np.shape(text)))
     d, o = _take(d, rows), _take(o, rows)
@@ -147,6 +147,30 @@ def transaction_scores(
     full_ok = np.zeros(n, dtype=bool)
     full_ok[rows] = True
     return PairScores(ok=full_ok, score=full_score, gap=full_gap, gap_cny=full_gap_cny)
+
+
+def fits_on_few_columns(d: Side, o: Side, *, text_raw: FloatArray, field: FloatArray, config: MatchingConfig) -> Any:
+    """The hard filters of :func:`transaction_scores` that read few of the offers' columns: on topic, a
+    deal type in common, granted if required, priced within the budget (and its stretch).
+
+    A demand's top K applies them first to every offer on topic, and scores only those that pass.
+    ``o`` needs ``deal``; ``granted`` may be a scalar True when the demand does not require it, and
+    ``price`` and ``rate_known`` scalars when it has no budget (the columns are not read then)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        text = _text(text_raw, d["qtotal"])
+        field = np.where(d["has_codes"], field, 0.0)
+        return _fits_on_few_columns(d, o, text=text, field=field, config=config)
+
+
+def _fits_on_few_columns(d: Side, o: Side, *, text: FloatArray, field: FloatArray, config: MatchingConfig) -> Any:
+    ok = ((d["deal"] & o["deal"]) != 0) & (~d["require_granted"] | o["granted"])
+    ok = ok & ((field >= TOPICAL_FIELD) | (text >= TOPICAL_TEXT))
+    price, bmax = o["price"], d["bmax"]
+    stretch_limit = (
+        bmax * (1 + config.bridge_stretch) if config.bridge_stretch > 0 else bmax * (1 + config.price_tolerance)
+    )
+    affordable = np.isnan(price) | (price <= stretch_limit)
+    return ok & (~d["has_budget"] | (d["rate_known"] & o["rate_known"] & affordable))
 
 
 BOUND_SLACK = 2e-6
