@@ -195,10 +195,26 @@ class MatchStream:
 
         await eventually(reached, timeout_s=timeout_s, dep=dep)
 
-    async def grows(self, by: int, *, timeout_s: float, dep: Deployment) -> None:
-        """Wait until ``by`` more match events than read so far have been written."""
+    async def grows(
+        self, by: int, *, timeout_s: float, dep: Deployment, unless_quiet_for_s: float | None = None
+    ) -> None:
+        """Wait until ``by`` more match events than read so far have been written; with
+        ``unless_quiet_for_s``, stop waiting too once nothing new has come for that long (the workers
+        have said all a log makes them say: on a busy machine the merger folds a backlog into fewer
+        events, so a log's output is not a fixed count)."""
         await self.poll()
-        await self.reaches(self.fold.events + by, timeout_s=timeout_s, dep=dep)
+        target = self.fold.events + by
+        seen, since = self.fold.events, time.monotonic()
+
+        async def grown_or_quiet() -> bool:
+            nonlocal seen, since
+            await self.poll()
+            if self.fold.events != seen:
+                seen, since = self.fold.events, time.monotonic()
+            quiet = unless_quiet_for_s is not None and time.monotonic() - since >= unless_quiet_for_s
+            return self.fold.events >= target or quiet
+
+        await eventually(grown_or_quiet, timeout_s=timeout_s, dep=dep)
 
 
 def _lower_priority() -> None:
