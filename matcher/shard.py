@@ -57,9 +57,10 @@ OFFER_COLUMNS = {
 }
 BUYER_COLUMNS = {
     "floor": np.float64,
-    # The range of price gaps over the budget among this demand's bridgeable offers (NaN: none).
-    # Kept as a superset — widened as offers arrive, reset when the demand is recomputed — so a new
-    # lender finds every demand it might bridge with one vectorised test.
+    # The range of price gaps over the budget among this demand's bridgeable offers (NaN: none); on a
+    # large book, among those its top K scored (the others are bounded below its list: no financier
+    # can bring them in). Kept as a superset — widened as offers arrive, reset when the demand is
+    # recomputed — so a new lender finds every demand it might bridge with one vectorised test.
     "gap_lo": np.float64,
     "gap_hi": np.float64,
     "party": np.int64,

@@ -185,8 +185,8 @@ def transaction_score_bounds(
 
     It needs only what the index lookup already gives (text relevance and field) and the offer's
     ``strength``; price, region and freshness count at their best, and no filter is applied. So a
-    pair whose bound is under a threshold (the score of a seeker's last open match, or the floor
-    a newcomer must reach) can be skipped without gathering its columns or scoring it."""
+    pair whose bound is under a threshold (the last score of a demand's ranked list, or the floor a
+    newcomer must reach) can be skipped without gathering its columns or scoring it."""
     w = config.weights
     best_price = max(1.0, config.negotiable_price_score, config.bridge_price_score)
     with np.errstate(invalid="ignore", divide="ignore"):
