@@ -129,8 +129,8 @@ class GapPairs:
         still_open = (hinted >= 0) & financiers.alive[at] & (financiers.gen[at] == cols["hint_gen"][rows])
         hint_near = np.where(still_open, cols["hint_near"][rows], -1)
         above = hint_near > own
-        for i in np.flatnonzero(hint_near == own).tolist():
-            above[i] = cols["hint_id"][rows[i]] < newcomer_id
+        tied = np.flatnonzero(hint_near == own)
+        above[tied] = cols["hint_id"][rows[tied]] < newcomer_id  # equally near: the smaller id ranks above
         rows = rows[~above]
         found = []
         for row in rows.tolist():

@@ -258,6 +258,13 @@ class DocIndex(_Index):
         return slots, text_raw, field
 
 
+def _reached(text: FloatArray, field: FloatArray) -> IntArray:
+    """The rows a look-up reached: those its postings left above 0 (cheaper than marking each posting
+    list's rows as it goes). A row that only zero weights reached is on topic with nothing, and
+    :meth:`_Index.relevance` gives it the same zeros."""
+    return np.flatnonzero((text > 0) | (field > 0))
+
+
 def _light_terms(query: Mapping[str, float]) -> set[str]:
     """The lightest terms whose weights together stay under the text gate's share of the query."""
     budget = TOPICAL_TEXT * TOPICAL_TEXT * sum(query.values()) * (1 - 1e-9)
@@ -311,30 +318,26 @@ class QueryIndex(_Index):
     ) -> tuple[IntArray, FloatArray, FloatArray]:
         """Stored queries on topic with a document: (slots, raw text relevance, field score); for
         ``class_levels`` see :meth:`DocIndex.on_topic`."""
-        text_acc, field_acc, mark = self._scratch()
+        text_acc, field_acc, _ = self._scratch()
         size = self.table.size
         for term, sat in term_weights.items():
             slots, weight = self.text.lookup(term)
             if len(slots):
                 text_acc[slots] += weight * sat
-                mark[slots] = True
         for code in codes:
             for depth, prefix in enumerate(levels(code), start=1):
                 if depth >= 3:
                     slots, _ = self.prefix.lookup(prefix)
                     if len(slots):
                         field_acc[slots] = np.maximum(field_acc[slots], LEVEL_SCORES[depth])
-                        mark[slots] = True
                 slots, _ = self.exact.lookup(prefix)
                 if len(slots):
                     field_acc[slots] = 1.0
-                    mark[slots] = True
-        slots = np.flatnonzero(mark[:size])
+        slots = _reached(text_acc[:size], field_acc[:size])
         text_raw = text_acc[slots]
         field = field_acc[slots]
         text_acc[:size] = 0.0
         field_acc[:size] = 0.0
-        mark[:size] = False
         if class_levels:
             field = self.with_class_levels(slots, field, codes)
         return slots, text_raw, field

@@ -33,6 +33,7 @@ from matcher.vector import (
     INVEST,
     LEND,
     PairScores,
+    financing_fits_on_few_columns,
     financing_scores,
     fits_on_few_columns,
     transaction_score_bounds,
@@ -113,6 +114,8 @@ REQUEST_COLUMNS = {
     "strength": np.float64,
     "ts": np.float64,
 }
+REQUEST_FILTER_COLUMNS = {name: REQUEST_COLUMNS[name] for name in ("party", "instrument", "amount")}
+"""What :func:`financing_fits_on_few_columns` reads of the requests."""
 
 
 def _or_nan(value: float | None) -> float:
@@ -651,8 +654,9 @@ class Shard:
     # ---- financing -------------------------------------------------------------------------------
     def _percolate_financier(self, financier: Demand) -> list[Candidate]:
         slots = self.requests.table.live_slots()
-        instrument = 0 if financier.intent == "lend" else 1
-        slots = slots[self.requests.table.cols["instrument"][slots] == instrument]
+        f = _scalars(self._financier_values(financier))
+        few = self._rows(self.requests, REQUEST_FILTER_COLUMNS, slots)
+        slots = slots[financing_fits_on_few_columns(few, f)]
         if not len(slots):
             return []
         text_raw, field_scores = self.requests.relevance(slots, financier.query, financier.codes)
@@ -660,7 +664,6 @@ class Shard:
         territory_ok: Any = True
         if financier.territories:
             territory_ok = self.requests.territories_overlap(slots, territory_words(financier.territories))
-        f = _scalars(self._financier_values(financier))
         scores = financing_scores(
             r,
             f,

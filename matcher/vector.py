@@ -21,6 +21,7 @@ from matcher.store import FloatArray
 
 __all__ = [
     "PairScores",
+    "financing_fits_on_few_columns",
     "financing_scores",
     "fits_on_few_columns",
     "round_scores",
@@ -210,6 +211,17 @@ LEND, INVEST = 0, 1
 PLEDGE_LOAN, EQUITY = 0, 1
 
 
+def financing_fits_on_few_columns(r: Side, f: Side) -> Any:
+    """The hard filters of :func:`financing_scores` that read few columns: another party, the instrument
+    the financier provides, an amount within its ticket range. ``r`` needs ``party``, ``instrument`` and
+    ``amount``. A new financier applies them first to every request (most fall outside its range), and
+    scores only those that pass."""
+    amount = r["amount"]
+    with np.errstate(invalid="ignore"):
+        ok = (r["party"] != f["party"]) & (r["instrument"] == f["intent"])
+        return ok & ~np.isnan(amount) & f["rate_known"] & (amount >= f["bmin"]) & (amount <= f["bmax"])
+
+
 def financing_scores(
     r: Side,
     f: Side,
@@ -224,8 +236,7 @@ def financing_scores(
     (see :func:`matcher.financing.financing_fit`)."""
     amount = r["amount"]
     with np.errstate(invalid="ignore", divide="ignore"):
-        ok = (r["party"] != f["party"]) & (r["instrument"] == f["intent"]) & territory_ok & served_ok
-        ok = ok & ~np.isnan(amount) & f["rate_known"] & (amount >= f["bmin"]) & (amount <= f["bmax"])
+        ok = financing_fits_on_few_columns(r, f) & territory_ok & served_ok
         ltv = amount / r["value"]
         limits_ltv = (f["intent"] == LEND) & ~np.isnan(f["max_ltv"])
         ok = ok & (~limits_ltv | (~np.isnan(ltv) & (ltv <= f["max_ltv"])))
