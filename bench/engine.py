@@ -7,24 +7,32 @@ offers, buyer demands, financing requests and lenders/investors (``financier_*``
 through the full engine path (conversion of the event, indexes, scoring, views, explanations) and
 prints one JSON object. The baseline is the obvious matcher: score the demand against every offer
 in the book with the scalar definition.
+
+``--book-file PATH`` saves the built book (views included) and times later runs on it, so that two
+commits can be compared on one 1M book without building its views twice.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import multiprocessing
 import os
+import pickle
 import statistics
 import time
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
 from matcher import Engine, MatchingConfig
 from matcher.engine import entity_from_event
 from matcher.entities import Demand, Offer
+from matcher.index import adopt_interners, process_interners
 from matcher.market import Market, to_event
 from matcher.scoring import combine, offer_fit
 
@@ -73,17 +81,16 @@ def bytes_per_offer(count: int, seed: int) -> float:
 TRIGGER_KINDS = ("offer", "demand", "financing", "financier")
 
 
-def run(
-    size: int, triggers: int, scans: int, seed: int, views: bool, kinds: tuple[str, ...] = TRIGGER_KINDS
-) -> dict[str, Any]:
+def build(size: int, seed: int, views: bool) -> tuple[Engine, Market, dict[str, Any]]:
+    """The book of ``size`` open entries (and every seeker's views, if asked), the market positioned
+    after it, and what building it cost."""
     market = Market(seed)
     engine = Engine()
-    config = engine.config
     convert_s = load_s = 0.0
     for document in market.listings(size):
         event = to_event(document)
         began = time.perf_counter()
-        entity = entity_from_event(event, engine.analyzer, config)
+        entity = entity_from_event(event, engine.analyzer, engine.config)
         converted = time.perf_counter()
         engine.load(entity)
         load_s += time.perf_counter() - converted
@@ -92,6 +99,52 @@ def run(
     began = time.perf_counter()
     seekers = engine.rebuild_views() if views else 0
     views_s = time.perf_counter() - began
+    costs = {"sizes": sizes, "convert_s": convert_s, "load_s": load_s, "views_s": views_s, "seekers": seekers}
+    return engine, market, costs
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Reading or writing millions of objects would otherwise run the cyclic collector over and over."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def saved_build(path: Path, size: int, seed: int, views: bool) -> tuple[Engine, Market, dict[str, Any]]:
+    """:func:`build`, saved to ``path`` the first time and read back after. A 1M book with its views
+    takes over an hour to build; saved, two commits can be timed on the same book in minutes, as long
+    as they store the engine alike (a change of its classes' fields makes the file unreadable)."""
+    key = {"size": size, "seed": seed, "views": views}
+    if path.exists():
+        with path.open("rb") as saved, _collector_paused():
+            stored_key, interners, built = pickle.load(saved)
+        gc.collect()  # once, now: the objects read in would otherwise be traversed during the first triggers
+        if stored_key != key:
+            raise SystemExit(f"{path} holds a book built with {stored_key}, not {key}")
+        adopt_interners(interners)
+        return cast(tuple[Engine, Market, dict[str, Any]], built)
+    built = build(size, seed, views)
+    with path.open("wb") as saved, _collector_paused():
+        pickle.dump((key, process_interners(), built), saved, protocol=pickle.HIGHEST_PROTOCOL)
+    return built
+
+
+def run(
+    size: int,
+    triggers: int,
+    scans: int,
+    seed: int,
+    views: bool,
+    kinds: tuple[str, ...] = TRIGGER_KINDS,
+    book_file: Path | None = None,
+) -> dict[str, Any]:
+    engine, market, costs = saved_build(book_file, size, seed, views) if book_file else build(size, seed, views)
+    config = engine.config
+    sizes, seekers = costs["sizes"], costs["seekers"]
+    convert_s, load_s, views_s = costs["convert_s"], costs["load_s"], costs["views_s"]
 
     makers = {
         "offer": market.offer,
@@ -169,11 +222,18 @@ def main() -> None:
         help="trigger kinds to time, comma-separated; demand and financing triggers rank their own "
         "counterparts and do not depend on the other seekers' views, so with --no-views they are measured as they are",
     )
+    parser.add_argument(
+        "--book-file",
+        type=Path,
+        help="save the built book (views included) here, or time on the one saved there by an earlier run "
+        "with the same --size, --seed and views; the build figures are the first run's",
+    )
     args = parser.parse_args()
     kinds = tuple(args.kinds.split(","))
     if unknown := set(kinds) - set(TRIGGER_KINDS):
         parser.error(f"unknown trigger kinds: {sorted(unknown)}")
-    print(json.dumps(run(args.size, args.triggers, args.scans, args.seed, not args.no_views, kinds)))
+    result = run(args.size, args.triggers, args.scans, args.seed, not args.no_views, kinds, args.book_file)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -22,13 +22,26 @@ import numpy.typing as npt
 from matcher.scoring import LEVEL_SCORES, TOPICAL_FIELD, TOPICAL_TEXT, levels
 from matcher.store import FloatArray, IntArray, Interner, Postings, Table
 
-__all__ = ["TERRITORY_WORDS", "DocIndex", "QueryIndex", "territory_words"]
+__all__ = ["TERRITORY_WORDS", "DocIndex", "QueryIndex", "adopt_interners", "process_interners", "territory_words"]
 
 _SECTIONS = "ABCDEFGHY"
 _CLASS_SLOTS = 4
 TERRITORY_WORDS = 4
 _territories = Interner()
 _classes = Interner()
+
+
+def process_interners() -> tuple[Interner, Interner]:
+    """The process-wide interners of territory codes and IPC classes. Index columns hold their ids, so
+    an index carried to another process (a benchmark's saved book) must bring them along."""
+    return _territories, _classes
+
+
+def adopt_interners(interners: tuple[Interner, Interner]) -> None:
+    """Use the interners an index was built with (:func:`process_interners`), in a process that has not
+    built an index of its own yet."""
+    global _territories, _classes
+    _territories, _classes = interners
 
 
 def territory_words(codes: Iterable[str]) -> list[int]:
