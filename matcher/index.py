@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from matcher.scoring import LEVEL_SCORES, TOPICAL_FIELD, TOPICAL_TEXT, levels
 from matcher.store import FloatArray, IntArray, Interner, Postings, Table
+from matcher.text import query_norm
 
 __all__ = ["TERRITORY_WORDS", "DocIndex", "QueryIndex", "adopt_interners", "process_interners", "territory_words"]
 
@@ -280,7 +281,7 @@ def _reached(text: FloatArray, field: FloatArray) -> IntArray:
 
 def _light_terms(query: Mapping[str, float]) -> set[str]:
     """The lightest terms whose weights together stay under the text gate's share of the query."""
-    budget = TOPICAL_TEXT * TOPICAL_TEXT * sum(query.values()) * (1 - 1e-9)
+    budget = TOPICAL_TEXT * TOPICAL_TEXT * query_norm(query) * (1 - 1e-9)
     light: set[str] = set()
     spent = 0.0
     for term, weight in sorted(query.items(), key=lambda item: (item[1], item[0])):

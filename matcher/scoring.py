@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from matcher.config import MatchingConfig, Weights
 from matcher.entities import SECONDS_PER_YEAR, Demand, Offer, decay
-from matcher.text import saturate
+from matcher.text import query_norm, saturate
 from schemas import ipc_levels
 
 __all__ = [
@@ -83,9 +83,10 @@ def matched_codes(demand_codes: Iterable[str], patent_codes: Iterable[str]) -> l
 
 
 def text_score(query: Mapping[str, float], terms: Mapping[str, int], doc_len: int, config: MatchingConfig) -> float:
-    """sqrt of the weighted share of the query found in the document, each found term saturated by
-    BM25's tf curve with a fixed average length. In [0, 1]; a function of the two texts alone."""
-    total = sum(query.values())
+    """sqrt of the weighted share of the query found in the document (measured against
+    :func:`~matcher.text.query_norm`, capped at 1), each found term saturated by BM25's tf curve with a
+    fixed average length. In [0, 1]; a function of the two texts alone."""
+    total = query_norm(query)
     if total <= 0:
         return 0.0
     found = 0.0
@@ -93,7 +94,7 @@ def text_score(query: Mapping[str, float], terms: Mapping[str, int], doc_len: in
         tf = terms.get(term)
         if tf:
             found += weight * saturate(tf, doc_len, k1=config.bm25_k1, b=config.bm25_b, avg_len=config.bm25_avg_doc_len)
-    return math.sqrt(found / total)
+    return math.sqrt(min(1.0, found / total))
 
 
 def matched_terms(query: Mapping[str, float], terms: Mapping[str, int], limit: int = 8) -> list[str]:

@@ -28,7 +28,7 @@ from matcher.gap_pairs import BridgeHint, GapPairs
 from matcher.index import DocIndex, QueryIndex, territory_words
 from matcher.scoring import LEVEL_SCORES, financier_fits_bridge
 from matcher.store import FloatArray, IntArray, Interner
-from matcher.text import TextAnalyzer, saturate
+from matcher.text import TextAnalyzer, query_norm, saturate
 from matcher.vector import (
     INVEST,
     LEND,
@@ -324,7 +324,7 @@ class Shard:
             "min_rem": _or_nan(d.min_remaining_years),
             "ts": d.ts,
             "has_codes": bool(d.codes),
-            "qtotal": sum(d.query.values()),
+            "qtotal": query_norm(d.query),
         }
 
     def _financier_values(self, f: Demand) -> dict[str, Any]:
@@ -341,7 +341,7 @@ class Shard:
             "ts": f.ts,
             "has_codes": bool(f.codes),
             "has_topic": bool(f.codes) or f.has_keywords,
-            "qtotal": sum(f.query.values()),
+            "qtotal": query_norm(f.query),
         }
 
     def _request_values(self, c: Collateral) -> dict[str, Any]:

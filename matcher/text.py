@@ -2,9 +2,10 @@
 
 Relevance must be a function of the two texts alone — never of what else is in the book — or a
 seeker's matches would change whenever an unrelated listing arrives, and the open matches would stop
-being a function of the final book. So term weights come from a *static* table (jieba's bundled
-general-corpus IDF for Chinese; a fixed weight for other terms), never from the live corpus. An operator
-can pass a table of their own (for example built from a historical corpus) as configuration.
+being a function of the final book. So term weights come from *static* tables, never from the live
+corpus: jieba's bundled general-corpus IDF for Chinese, and wordfreq's general-corpus frequencies of
+English, German, French and Spanish words for the rest (so that "lithium" outweighs "system"). An
+operator can pass a table of their own (for example built from a historical corpus) as configuration.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import statistics
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
 import jieba
+import wordfreq
 
-__all__ = ["TextAnalyzer", "default_analyzer", "english_tokens"]
+__all__ = ["QUERY_NORM_TERMS", "TextAnalyzer", "default_analyzer", "english_tokens", "query_norm"]
 
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _HANGUL = "\uac00-\ud7a3"
@@ -209,6 +211,10 @@ _EN_STOP |= frozenset(
 )
 _ZH_STOP |= frozenset("涉及 领域 提高 实验 表明 显著 提升 场景 方案 结合 便于 降低".split())
 _UNKNOWN_TERM_WEIGHT = 8.0
+_WORD_LANGUAGES = ("en", "de", "fr", "es")
+_RARE_WORD_FREQUENCY = 1e-6
+"""Words rarer than one in a million are all as telling: they weigh -ln(1e-6) ≈ 13.8, about the
+weight of the rarest words of jieba's table (13.9)."""
 
 
 def _stem(word: str) -> str:
@@ -239,6 +245,9 @@ class TextAnalyzer:
 
     idf: Mapping[str, float]
     unknown_weight: float = _UNKNOWN_TERM_WEIGHT
+    word_weights: Mapping[str, float] = field(default_factory=dict)
+    """Weights of alphabetic words that ``idf`` does not hold; such a word missing here too is rare."""
+    rare_word_weight: float = _UNKNOWN_TERM_WEIGHT
 
     def tokens(self, text: str) -> list[str]:
         terms: list[str] = []
@@ -260,7 +269,16 @@ class TextAnalyzer:
         return counts
 
     def weight(self, term: str) -> float:
-        return self.idf.get(term, self.unknown_weight)
+        """The term's weight in its table; an alphabetic word in neither table is rare, and any other
+        unknown term (a number, a Chinese or Korean term jieba's table lacks) weighs ``unknown_weight``."""
+        known = self.idf.get(term)
+        if known is None:
+            known = self.word_weights.get(term)
+        if known is not None:
+            return known
+        if term.isalpha() and not _CJK.search(term) and not _HANGUL_RUN.search(term):
+            return self.rare_word_weight
+        return self.unknown_weight
 
     def query_weights(self, texts: Iterable[str], boosted: Iterable[str] = ()) -> dict[str, float]:
         """Weights of a query's distinct terms; terms from ``boosted`` texts (keywords) count 1.5×."""
@@ -292,7 +310,42 @@ def default_analyzer() -> TextAnalyzer:
             if word:
                 idf[word] = float(weight)
     median = statistics.median(idf.values())
-    return TextAnalyzer(idf=idf, unknown_weight=float(min(median, _UNKNOWN_TERM_WEIGHT)))
+    return TextAnalyzer(
+        idf=idf,
+        unknown_weight=float(min(median, _UNKNOWN_TERM_WEIGHT)),
+        word_weights=common_word_weights(),
+        rare_word_weight=-math.log(_RARE_WORD_FREQUENCY),
+    )
+
+
+def common_word_weights() -> dict[str, float]:
+    """-ln(frequency) of every word at least one in a million in English, German, French or Spanish
+    (its highest frequency among them), from wordfreq's tables.
+
+    Only these ~110k words are kept (about 10 MB); wordfreq's own caches of the full lists (well over
+    100 MB) are dropped after each language."""
+    weights: dict[str, float] = {}
+    for language in _WORD_LANGUAGES:
+        for word, frequency in wordfreq.get_frequency_dict(language).items():
+            if frequency >= _RARE_WORD_FREQUENCY:
+                weight = -math.log(frequency)
+                if weight < weights.get(word, math.inf):
+                    weights[sys.intern(word)] = weight
+        wordfreq.get_frequency_dict.cache_clear()
+        wordfreq.get_frequency_list.cache_clear()
+    return weights
+
+
+QUERY_NORM_TERMS = 20
+
+
+def query_norm(query: Mapping[str, float]) -> float:
+    """What a document's share of ``query`` is measured against: the weight of its 20 strongest terms.
+
+    With the whole sum, every further word of a detailed description made every offer cover less of
+    it: the first sentence of a long Chinese abstract (50 terms) found no offer on topic at all. A
+    document covering more than this weight is fully relevant."""
+    return sum(sorted(query.values(), reverse=True)[:QUERY_NORM_TERMS])
 
 
 def saturate(tf: float, doc_len: float, *, k1: float, b: float, avg_len: float) -> float:

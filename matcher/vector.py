@@ -49,7 +49,7 @@ class PairScores:
 
 def _text(text_raw: FloatArray, qtotal: Any) -> FloatArray:
     safe_total = np.where(qtotal > 0, qtotal, 1.0)
-    return np.where(qtotal > 0, np.sqrt(text_raw / safe_total), 0.0)
+    return np.where(qtotal > 0, np.sqrt(np.minimum(1.0, text_raw / safe_total)), 0.0)
 
 
 def _region(a: Side, b: Side) -> FloatArray:

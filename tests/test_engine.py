@@ -3,6 +3,8 @@ revocations, late collateral, bilingual text, determinism."""
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,10 +16,11 @@ from hypothesis import strategies as st
 
 from matcher import Engine, MatchingConfig, Notice, Weights
 from matcher.market import Market, to_event
-from matcher.scoring import field_score
+from matcher.scoring import TOPICAL_TEXT, field_score, text_score
 from matcher.shard import OFFER_COLUMNS
+from matcher.text import QUERY_NORM_TERMS, default_analyzer, query_norm
 from matcher.vector import BOUND_SLACK, transaction_score_bounds, transaction_scores
-from schemas import InputEvent
+from schemas import InputEvent, PatentOffer
 from tests.builders import demand, lender, offer, patent, request
 
 EMITTED = datetime(2026, 3, 2, tzinfo=UTC)
@@ -123,6 +126,65 @@ def test_text_relevance_ranks_closer_descriptions_higher() -> None:
     _, close = run(offer(), demand(description="高镍三元锂离子电池正极材料，循环稳定性和热稳定性", ipc=[]))
     _, loose = run(offer(), demand(description="锂离子电池的生产设备", ipc=[]))
     assert component(close, "text") > component(loose, "text") > 0
+
+
+def english_offer(offer_id: str, number: str, title: str, abstract: str) -> PatentOffer:
+    found = patent(number, title=title, abstract=abstract, language="en", ipc=["G06F"])
+    return offer(offer_id, patents=[found], keywords=[])
+
+
+def test_english_terms_weigh_by_how_rare_they_are() -> None:
+    analyzer = default_analyzer()
+    assert analyzer.weight("lithium") > analyzer.weight("battery") > analyzer.weight("system")
+    assert analyzer.weight("zzyzxite") == analyzer.rare_word_weight > analyzer.weight("lithium")
+    assert analyzer.weight("2048") == analyzer.unknown_weight  # numbers are not words
+    engine, _ = run(
+        english_offer("a-system", "US10000001B2", "Conveyor control system", "A control system for conveyors."),
+        english_offer("b-lithium", "US10000002B2", "Lithium extraction", "Extracting lithium from brine."),
+        demand(ipc=[], description="Lithium recycling system"),
+    )
+    ranked = sorted(engine.open_matches().values(), key=lambda c: c.order)
+    assert [c.counterpart_id for c in ranked] == ["b-lithium", "a-system"]
+
+
+# A detailed demand: its first eight words are what the offer below is about, the rest are its context.
+DETAILED = (
+    "Electrolyte additive lithium anode dendrite suppression separator coating; our factory runs "
+    "injection moulding presses, robotic welding cells, paint shops, forklift fleets, rooftop solar "
+    "panels, wastewater treatment, canteen refrigeration, warehouse shelving, security cameras, payroll "
+    "software, customer relationship dashboards, logistics planning, export licensing, marketing "
+    "brochures, trade fair booths, recruiting interns, insurance audits, parking permits, visitor badges, "
+    "fire drills and holiday schedules"
+)
+
+
+def test_a_detailed_demand_is_not_held_to_every_word_it_adds() -> None:
+    """Measured against the whole description, the offer below would cover too little of it to be on
+    topic; measured against the description's 20 strongest terms, it matches."""
+    anode = english_offer(
+        "o1",
+        "US10000003B2",
+        "Lithium anode dendrite suppression",
+        "A coating suppresses dendrite growth on a lithium anode.",
+    )
+    engine, notices = run(anode, demand(ipc=[], description=DETAILED))
+    query = engine.analyzer.query_weights([DETAILED])
+    terms = Counter(engine.analyzer.tokens(f"{anode.patents[0].title}\n{anode.patents[0].abstract}"))
+    assert len(query) > 2 * QUERY_NORM_TERMS
+    share_of_norm = text_score(query, terms, sum(terms.values()), MatchingConfig()) ** 2
+    share_of_whole = share_of_norm * query_norm(query) / sum(query.values())
+    assert math.sqrt(share_of_whole) < TOPICAL_TEXT
+    assert pairs(engine) == {("transaction", "d1", "o1", None)}
+    assert component(notices, "text") >= TOPICAL_TEXT
+
+
+def test_text_relevance_is_full_when_an_offer_covers_the_strongest_terms_many_times_over() -> None:
+    words = DETAILED.replace(";", "").replace(",", "")
+    text_only = MatchingConfig(weights=Weights(field=0, text=1, price=0, strength=0, region=0, freshness=0))
+    everything = english_offer("o1", "US10000004B2", words[:500], " ".join([words] * 4))
+    _, notices = run(everything, demand(ipc=[], description=DETAILED), config=text_only)
+    event = only(notices).to_event(EMITTED)
+    assert event.score == event.components["text"] == 1.0  # the vectorised score and the explanation agree
 
 
 @pytest.mark.parametrize(
