@@ -2,8 +2,10 @@
 
 Answering the merger after every shard-log record, and announcing after every answer, costs a Kafka
 record (about 170 µs of faust's own time to consume, FAUST.md) per seeker touched: ten and more per
-input event. A :class:`Batch` runs its flush at most every ``interval`` while records come, and a
-timer runs it once more when they stop, so a record waits at most about ``interval`` for it.
+input event. A :class:`Batch` runs its flush at most every ``interval`` while records come. When they
+stop, a timer (:meth:`Batch.flush_if_waiting`) runs it once the stage has waited ``idle`` for its next
+record: in a backlog the next record is always there and batches stay ``interval`` long, while at a
+trickle a record's answers and match events leave within a few milliseconds, not up to ``interval``.
 """
 
 from __future__ import annotations
@@ -16,20 +18,48 @@ __all__ = ["Batch"]
 
 
 class Batch:
-    def __init__(self, flush: Callable[[], Awaitable[None]], *, interval: float) -> None:
+    def __init__(
+        self,
+        flush: Callable[[], Awaitable[None]],
+        *,
+        interval: float,
+        idle: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._flush = flush
         self.interval = interval
-        self._due = time.monotonic() + interval
+        self.idle = idle
+        self._clock = clock
+        self._due = clock() + interval
+        self._held = 0
+        """Records taken since the last flush began."""
+        self._in_record = False
+        self._waiting_since = clock()
         self._lock = asyncio.Lock()
         """Never two flushes at once: their sends could interleave, and a seeker's events (or a shard's
         answers) reach the topic out of order."""
 
+    def before_record(self) -> None:
+        self._in_record = True
+
     async def after_record(self) -> None:
         """Called after each record: flushes if the last flush is ``interval`` old."""
-        if time.monotonic() >= self._due:
+        self._in_record = False
+        self._held += 1
+        self._waiting_since = self._clock()
+        if self._waiting_since >= self._due:
+            await self.flush()
+
+    async def flush_if_waiting(self) -> None:
+        """For a timer: flush if the stage holds records and has waited ``idle`` for its next one, or
+        if the last flush is ``interval`` old (also in the middle of a long record)."""
+        now = self._clock()
+        waited = not self._in_record and now - self._waiting_since >= self.idle
+        if now >= self._due or (self._held and waited):
             await self.flush()
 
     async def flush(self) -> None:
         async with self._lock:
-            self._due = time.monotonic() + self.interval
+            self._due = self._clock() + self.interval
+            self._held = 0
             await self._flush()

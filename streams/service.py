@@ -231,6 +231,8 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         """Hand every record of ``stream`` to ``handle`` in offset order, gaps included (see
         :mod:`streams.gaps`), and let ``batch`` flush when it is due."""
         async for event in stream.events():
+            if batch is not None:
+                batch.before_record()
             m = event.message
             for missed in await guard.missed(m.topic, m.partition, m.offset):
                 await handle(missed)
@@ -251,17 +253,17 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             await app.producer.send(topics.matches, out.seeker.id.encode(), encode(out), partition, None, None)
             count_emitted(out)
 
-    answering = Batch(answer_changed_seekers, interval=settings.batch_interval_s)
-    publishing = Batch(publish_merged, interval=settings.batch_interval_s)
+    answering = Batch(answer_changed_seekers, interval=settings.batch_interval_s, idle=settings.batch_idle_s)
+    publishing = Batch(publish_merged, interval=settings.batch_interval_s, idle=settings.batch_idle_s)
 
     @app.task
     async def flush_batches() -> None:
         """Flush what the agents hold when records stop coming (a loop, not ``app.timer``: a timer
         warns each time a flush outlasts its interval, which is every few flushes in a backlog)."""
         while not app.should_stop:
-            await asyncio.sleep(settings.batch_interval_s)
-            await answering.flush()
-            await publishing.flush()
+            await asyncio.sleep(settings.batch_idle_s)
+            await answering.flush_if_waiting()
+            await publishing.flush_if_waiting()
 
     @app.agent(inputs, concurrency=1)
     async def validate(stream: faust.StreamT[bytes]) -> None:

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     """How long a shard holds the changes of the events it applies before answering the merger, and the
     merger the changes of the answers it takes before announcing them (:mod:`streams.batching`). A
     seeker touched many times within it gets one answer and one set of match events, its net change."""
+    batch_idle_s: float = 0.002
+    """How long a stage waits for its next record before it answers or announces what it holds: at a
+    trickle of events a batch leaves after this, not after ``batch_interval_s``."""
     broker_probe_interval_s: float = 2.0
     """How often the worker asks the brokers for metadata; while they do not answer it is not ready."""
     session_timeout_s: float = 60.0

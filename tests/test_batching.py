@@ -1,0 +1,88 @@
+"""When a stage's batch leaves: every ``interval`` in a backlog, ``idle`` after the last record at a
+trickle, never twice at once. A fake clock stands in for time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from streams.batching import Batch
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def counting_batch(clock: Clock, interval: float = 0.020, idle: float = 0.002) -> tuple[Batch, list[float]]:
+    flushes: list[float] = []
+
+    async def flush() -> None:
+        flushes.append(clock())
+
+    return Batch(flush, interval=interval, idle=idle, clock=clock), flushes
+
+
+async def record(batch: Batch, clock: Clock, seconds: float) -> None:
+    batch.before_record()
+    clock.now += seconds
+    await batch.after_record()
+
+
+async def test_at_a_trickle_a_record_leaves_once_the_stage_has_waited_idle(clock: Clock) -> None:
+    batch, flushes = counting_batch(clock)
+    await record(batch, clock, 0.001)
+    clock.now += 0.001
+    await batch.flush_if_waiting()
+    assert flushes == []  # it may be followed at once by another record
+    clock.now += 0.001
+    await batch.flush_if_waiting()
+    assert len(flushes) == 1
+    clock.now += 0.003
+    await batch.flush_if_waiting()
+    assert len(flushes) == 1  # nothing held: nothing to send before the interval
+
+
+async def test_in_a_backlog_records_are_held_for_the_interval(clock: Clock) -> None:
+    batch, flushes = counting_batch(clock)
+    for _ in range(24):
+        await record(batch, clock, 0.004)
+        await batch.flush_if_waiting()  # the timer finds the stage busy or just done: no flush
+    assert flushes == [pytest.approx(100.020), pytest.approx(100.040), pytest.approx(100.060), pytest.approx(100.080)]
+
+
+async def test_a_long_record_does_not_hold_what_came_before_it_beyond_the_interval(clock: Clock) -> None:
+    batch, flushes = counting_batch(clock)
+    await record(batch, clock, 0.001)
+    batch.before_record()
+    clock.now += 0.010
+    await batch.flush_if_waiting()
+    assert flushes == []
+    clock.now += 0.010
+    await batch.flush_if_waiting()
+    assert len(flushes) == 1
+
+
+async def test_two_flushes_never_run_at_once(clock: Clock) -> None:
+    running = 0
+    overlapped = False
+
+    async def slow_flush() -> None:
+        nonlocal running, overlapped
+        running += 1
+        overlapped |= running > 1
+        await asyncio.sleep(0.01)
+        running -= 1
+
+    batch = Batch(slow_flush, interval=0.020, idle=0.002, clock=clock)
+    await asyncio.gather(batch.flush(), batch.flush(), batch.flush())
+    assert not overlapped
