@@ -76,7 +76,7 @@ BUYER_COLUMNS = {
     "min_rem": np.float64,
     "ts": np.float64,
     "has_codes": np.bool_,
-    "qtotal": np.float64,
+    "qnorm": np.float64,
 }
 FINANCIER_COLUMNS = {
     "party": np.int64,
@@ -92,7 +92,7 @@ FINANCIER_COLUMNS = {
     "ts": np.float64,
     "has_codes": np.bool_,
     "has_topic": np.bool_,
-    "qtotal": np.float64,
+    "qnorm": np.float64,
 }
 SERVED_SLOTS = 4
 SERVED_COLUMNS = {
@@ -324,7 +324,7 @@ class Shard:
             "min_rem": _or_nan(d.min_remaining_years),
             "ts": d.ts,
             "has_codes": bool(d.codes),
-            "qtotal": query_norm(d.query),
+            "qnorm": query_norm(d.query),
         }
 
     def _financier_values(self, f: Demand) -> dict[str, Any]:
@@ -341,7 +341,7 @@ class Shard:
             "ts": f.ts,
             "has_codes": bool(f.codes),
             "has_topic": bool(f.codes) or f.has_keywords,
-            "qtotal": query_norm(f.query),
+            "qnorm": query_norm(f.query),
         }
 
     def _request_values(self, c: Collateral) -> dict[str, Any]:
@@ -507,7 +507,7 @@ class Shard:
         # Only demands the offer might enter are scored: those bounded at or above their floor (sharing
         # only a class with the offer, looked up for those alone, is bounded at its score meanwhile).
         cols = self.buyers.table.cols
-        bounds_of = {name: cols[name][dslots] for name in ("qtotal", "has_codes", "has_budget")}
+        bounds_of = {name: cols[name][dslots] for name in ("qnorm", "has_codes", "has_budget")}
         bound = transaction_score_bounds(
             bounds_of,
             {"strength": offer.strength},

@@ -47,9 +47,10 @@ class PairScores:
     gap_cny: FloatArray
 
 
-def _text(text_raw: FloatArray, qtotal: Any) -> FloatArray:
-    safe_total = np.where(qtotal > 0, qtotal, 1.0)
-    return np.where(qtotal > 0, np.sqrt(np.minimum(1.0, text_raw / safe_total)), 0.0)
+def _text(text_raw: FloatArray, qnorm: Any) -> FloatArray:
+    """sqrt of the share of the query's norm (:func:`~matcher.text.query_norm`) found, capped at 1."""
+    safe_norm = np.where(qnorm > 0, qnorm, 1.0)
+    return np.where(qnorm > 0, np.sqrt(np.minimum(1.0, text_raw / safe_norm)), 0.0)
 
 
 def _region(a: Side, b: Side) -> FloatArray:
@@ -101,7 +102,7 @@ def transaction_scores(
     with np.errstate(invalid="ignore", divide="ignore"):
         remaining = (o["min_expiry"] - meet) / SECONDS_PER_YEAR
         ok = ok & (np.isnan(d["min_rem"]) | (remaining >= d["min_rem"]))
-        text = _text(text_raw, d["qtotal"])
+        text = _text(text_raw, d["qnorm"])
         field = np.where(d["has_codes"], field, 0.0)
         ok = ok & _fits_on_few_columns(d, o, text=text, field=field, config=config)
 
@@ -158,7 +159,7 @@ def fits_on_few_columns(d: Side, o: Side, *, text_raw: FloatArray, field: FloatA
     ``o`` needs ``deal``; ``granted`` may be a scalar True when the demand does not require it, and
     ``price`` and ``rate_known`` scalars when it has no budget (the columns are not read then)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        text = _text(text_raw, d["qtotal"])
+        text = _text(text_raw, d["qnorm"])
         field = np.where(d["has_codes"], field, 0.0)
         return _fits_on_few_columns(d, o, text=text, field=field, config=config)
 
@@ -191,7 +192,7 @@ def transaction_score_bounds(
     w = config.weights
     best_price = max(1.0, config.negotiable_price_score, config.bridge_price_score)
     with np.errstate(invalid="ignore", divide="ignore"):
-        text = _text(text_raw, d["qtotal"])
+        text = _text(text_raw, d["qnorm"])
     field_applies, price_applies = d["has_codes"], d["has_budget"]
     total = np.where(field_applies, w.field, 0.0) + np.where(price_applies, w.price, 0.0)
     total = total + w.text + w.strength + w.region + w.freshness
@@ -241,7 +242,7 @@ def financing_scores(
         limits_ltv = (f["intent"] == LEND) & ~np.isnan(f["max_ltv"])
         ok = ok & (~limits_ltv | (~np.isnan(ltv) & (ltv <= f["max_ltv"])))
         ok = ok & (~f["require_granted"] | r["granted"])
-        text = _text(text_raw, f["qtotal"])
+        text = _text(text_raw, f["qnorm"])
         field = np.where(f["has_codes"], field, 0.0)
         ok = ok & (~f["has_codes"] | (field >= TOPICAL_FIELD) | (text >= TOPICAL_TEXT))
         price = np.where(limits_ltv, 1.0 - 0.5 * (ltv / f["max_ltv"]), 1.0)
