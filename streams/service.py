@@ -29,13 +29,13 @@ from faust.auth import SASLCredentials, SSLCredentials
 
 from matcher import MatchingConfig
 from matcher.text import default_analyzer
-from schemas import DeadLetter, MatchEvent, encode
+from schemas import DeadLetter, encode
 from streams.batching import Batch
 from streams.gaps import GapGuard
 from streams.health import BrokerProbe, Progress, consumer_lags, not_ready_because, register_pages
 from streams.intake import Source, route
 from streams.kafka_io import Record, read_to_end, ssl_context
-from streams.merging import Merger
+from streams.merging import Announcement, Merger
 from streams.metrics import ServiceMetrics
 from streams.settings import KafkaSecurity, Settings
 from streams.sharding import Answer, ShardStage, bundle_answers, split_bundle
@@ -249,8 +249,8 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     async def publish_merged() -> None:
         """Announce what the answers taken since the last call changed. A crash before it loses nothing:
         the merger compares every seeker again when it takes a partition (:meth:`Merger.load`)."""
-        for partition, out in merger.take_events(emitted_at=datetime.now(UTC)):
-            await app.producer.send(topics.matches, out.seeker.id.encode(), encode(out), partition, None, None)
+        for out in merger.take_events(emitted_at=datetime.now(UTC)):
+            await app.producer.send(topics.matches, out.seeker_id.encode(), out.value, out.partition, None, None)
             count_emitted(out)
 
     answering = Batch(answer_changed_seekers, interval=settings.batch_interval_s, idle=settings.batch_idle_s)
@@ -277,7 +277,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     async def merge(stream: faust.StreamT[bytes]) -> None:
         await take_each(stream, merge_answer, publishing)
 
-    def count_emitted(out: MatchEvent) -> None:
+    def count_emitted(out: Announcement) -> None:
         if out.type == "match":
             metrics.matches.labels(out.kind).inc()
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import tracemalloc
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -15,6 +16,7 @@ from matcher import MatchingConfig
 from matcher.market import Market, to_event
 from matcher.oracle import oracle_matches
 from matcher.text import default_analyzer
+from schemas import MatchEvent, encode
 from streams.audit import Audit, OutputFold, audit
 from streams.harness import shard_log
 from streams.merging import Merger
@@ -59,7 +61,23 @@ def deliver(merger: Merger, answers: list[Answer]) -> list[dict[str, object]]:
     for partition, bundle in bundle_answers(answers, MERGERS):
         for raw in split_bundle(bundle):
             merger.receive(partition, raw)
-    return [orjson.loads(event.model_dump_json()) for _, event in merger.take_events(emitted_at=NOW)]
+    return announced(merger)
+
+
+def announced(merger: Merger) -> list[dict[str, object]]:
+    """The merger's events, each held to the public contract: its bytes are those :func:`encode` writes
+    for the :class:`MatchEvent` they parse as (the merger builds them without the model), on the
+    partition of its seeker."""
+    out = []
+    for announcement in merger.take_events(emitted_at=NOW):
+        event = MatchEvent.model_validate_json(announcement.value)
+        assert encode(event) == announcement.value
+        assert (event.type, event.match_id, event.seeker.id, event.reason) == (
+            announcement.type, announcement.match_id, announcement.seeker_id, announcement.reason
+        )  # fmt: skip
+        assert announcement.partition == merge_partition((event.seeker.entity, event.seeker.id), MERGERS)
+        out.append(orjson.loads(announcement.value))
+    return out
 
 
 def test_shards_and_merger_end_with_the_oracles_open_matches() -> None:
@@ -173,7 +191,7 @@ def test_a_merger_that_crashed_before_announcing_announces_when_it_takes_the_par
     restarted = Merger(dict(merger.store), top_k=merger.top_k, shards=SHARDS, partitions=MERGERS)
     for partition in range(MERGERS):
         restarted.load(partition, [e for e in out if merge_partition(_seeker_of(e), MERGERS) == partition])
-    resync = [orjson.loads(e.model_dump_json()) for _, e in restarted.take_events(emitted_at=NOW)]
+    resync = announced(restarted)
     assert resync and audit(out + resync, oracle).equal and audit(out + resync, oracle).duplicates == 0
 
 
@@ -206,6 +224,29 @@ def test_the_merger_forgets_seekers_left_with_no_match() -> None:
     open_seekers = {f"{c.seeker_kind}:{c.seeker_id}" for c in oracle_matches([to_event(d) for d in documents]).values()}
     assert {key.split("|")[0] for key in merger.store} == open_seekers
     assert audit(out, oracle_matches([to_event(d) for d in documents])).equal
+
+
+def test_answers_stored_with_decoded_explanations_announce_the_same_events() -> None:
+    """Answers stored before shards sent each explanation encoded hold it decoded, and come back from
+    the table after an upgrade: announced from them, the events are the same bytes."""
+    stages, _, _ = run_stages(Market(5).lifecycle(150, expiring=0.2))
+    answers = [answer for shard, stage in enumerate(stages) for answer in stage.build(shard) if answer.members]
+    assert any(answer.seeker[0] == "financing" for answer in answers)
+
+    def announced_from(stored: dict[str, bytes]) -> list[dict[str, object]]:
+        merger = Merger(stored, top_k=MatchingConfig().top_k, shards=SHARDS, partitions=MERGERS)
+        for partition in range(MERGERS):
+            merger.load(partition, [])
+        return announced(merger)
+
+    def decoded(answer: dict[str, Any]) -> dict[str, Any]:
+        return answer | {"members": [m | {"x": orjson.loads(m["x"])} for m in answer["members"]]}
+
+    stored = {f"{a.seeker[0]}:{a.seeker[1]}|{a.shard}": a.to_bytes() for a in answers}
+    as_sent = announced_from(stored)
+    assert as_sent and as_sent == announced_from(
+        {key: orjson.dumps(decoded(orjson.loads(raw))) for key, raw in stored.items()}
+    )
 
 
 def test_the_book_table_keeps_open_entities_and_recent_tombstones_only() -> None:
