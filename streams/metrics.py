@@ -68,6 +68,14 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.record_age = Histogram(
+            "patentmatch_record_age_seconds",
+            "From a record's timestamp on its topic to a stage taking it (validate: input topics, shard:"
+            " the shard log, merge: the answers): where delay builds up between the stages",
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.lag = Gauge(
             "patentmatch_consumer_lag",
             "Records not yet processed, per source partition this worker consumes (set when scraped)",

@@ -224,16 +224,19 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     guard = GapGuard(bootstrap, settings.app_id, settings.security)
 
     async def take_each(
+        stage: str,
         stream: faust.StreamT[bytes],
         handle: Callable[[Record], Awaitable[None]],
         batch: Batch | None = None,
     ) -> None:
         """Hand every record of ``stream`` to ``handle`` in offset order, gaps included (see
         :mod:`streams.gaps`), and let ``batch`` flush when it is due."""
+        record_age = metrics.record_age.labels(stage)
         async for event in stream.events():
             if batch is not None:
                 batch.before_record()
             m = event.message
+            record_age.observe(max(0.0, time.time() - m.timestamp))
             for missed in await guard.missed(m.topic, m.partition, m.offset):
                 await handle(missed)
             await handle(Record(m.topic, m.key, m.value, m.partition, m.offset))
@@ -267,15 +270,15 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
 
     @app.agent(inputs, concurrency=1)
     async def validate(stream: faust.StreamT[bytes]) -> None:
-        await take_each(stream, route_input)
+        await take_each("validate", stream, route_input)
 
     @app.agent(shard_log, concurrency=1)
     async def shard(stream: faust.StreamT[bytes]) -> None:
-        await take_each(stream, apply_to_shard, answering)
+        await take_each("shard", stream, apply_to_shard, answering)
 
     @app.agent(answers, concurrency=1)
     async def merge(stream: faust.StreamT[bytes]) -> None:
-        await take_each(stream, merge_answer, publishing)
+        await take_each("merge", stream, merge_answer, publishing)
 
     def count_emitted(out: Announcement) -> None:
         if out.type == "match":

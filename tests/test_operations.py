@@ -87,6 +87,10 @@ async def test_metrics_count_what_the_worker_did_and_ready_waits_for_recovery(de
     for (kind, reason), count in Counter((e["kind"], e["reason"]) for e in emitted if e["type"] == "revoke").items():
         assert total(samples, "patentmatch_revocations_total", kind=kind, reason=reason) == count
     assert total(samples, "patentmatch_event_to_match_seconds_count") == len(emitted)
+    assert total(samples, "patentmatch_record_age_seconds_count", stage="validate") == len(events) + 1
+    assert total(samples, "patentmatch_record_age_seconds_count", stage="shard") == applied
+    assert total(samples, "patentmatch_record_age_seconds_count", stage="merge") > 0
+    assert total(samples, "patentmatch_record_age_seconds_sum") > 0
     assert total(samples, "patentmatch_trigger_candidates_count") == applied
     assert total(samples, "patentmatch_trigger_candidates_sum") > 0
     sizes = engine.sizes()
