@@ -25,12 +25,14 @@ from typing import Any
 import orjson
 
 from matcher.candidates import Candidate, SeekerKey
-from streams.sharding import candidate_from_wire, merge_partition, seeker_key
+from streams.sharding import candidate_from_wire, decode_answer, merge_partition, seeker_key
 
 __all__ = ["Announcement", "Merger", "candidate_of_event"]
 
 Trigger = tuple[str, str]
 """The event that produced a change: (event id, occurred_at in ISO 8601)."""
+Explained = bytes | str | Mapping[str, Any]
+"""A member's explanation as an answer holds it: JSON, or as answers stored by earlier versions did."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +126,7 @@ class Merger:
     def receive(self, partition: int, raw: bytes) -> None:
         """Take one shard answer (its bytes, as the shard sent them): store it unless the table holds a
         newer one from that shard, and mark its seeker for :meth:`take_events`."""
-        answer = orjson.loads(raw)
+        answer = decode_answer(raw)
         seeker: SeekerKey = (answer["seeker"][0], answer["seeker"][1])
         shard = answer["shard"]
         tags = self._tags[partition]
@@ -176,15 +178,15 @@ class Merger:
         for shard, key in self._keys(seeker).items():
             answer = self._taken.get((seeker, shard))
             if answer is None and (raw := self.store.get(key)) is not None:
-                answer = orjson.loads(raw)
+                answer = decode_answer(raw)
             if answer is not None:
                 held[shard] = answer
         return held
 
-    def _merged(self, held: Iterable[Mapping[str, Any]]) -> list[tuple[list[Any], str | dict[str, Any]]]:
+    def _merged(self, held: Iterable[Mapping[str, Any]]) -> list[tuple[list[Any], Explained]]:
         """The top K of the shards' members, as they came on the wire (``candidate_to_wire``): most
         stay as they were, and are compared without building a :class:`Candidate` for each."""
-        members = [(_with_match_id(m["c"]), m["x"]) for answer in held for m in answer["members"]]
+        members = [(_with_match_id(wire), x) for answer in held for wire, x in answer["members"]]
         members.sort(key=lambda pair: (-pair[0][SCORE], pair[0][COUNTERPART_ID], pair[0][FINANCIER_ID] or ""))
         return members[: self.top_k]
 
@@ -192,7 +194,7 @@ class Merger:
         self,
         partition: int,
         seeker: SeekerKey,
-        merged: list[tuple[list[Any], str | dict[str, Any]]],
+        merged: list[tuple[list[Any], Explained]],
         reasons: Mapping[str, str],
         trigger: Trigger,
         emitted_at: datetime,
@@ -265,9 +267,11 @@ EXPLANATION_FIELDS: Mapping[str, Any] = {"components": {}, "reasons": [], "match
 NO_EXPLANATION = orjson.dumps(EXPLANATION_FIELDS)
 
 
-def _explanation_json(explanation: str | Mapping[str, Any]) -> bytes:
-    """A member's explanation as JSON: as the shard encoded it, or (answers stored before shards sent it
-    encoded) from its decoded fields."""
+def _explanation_json(explanation: Explained) -> bytes:
+    """A member's explanation as JSON: as the shard encoded it, or from the forms of answers stored by
+    earlier versions (:func:`streams.sharding.decode_answer`)."""
+    if isinstance(explanation, bytes):
+        return explanation
     if isinstance(explanation, str):
         return explanation.encode()
     fields = {field: explanation.get(field, empty) for field, empty in EXPLANATION_FIELDS.items()}

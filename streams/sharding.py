@@ -44,6 +44,7 @@ __all__ = [
     "ShardStage",
     "ShardStep",
     "bundle_answers",
+    "decode_answer",
     "merge_partition",
     "seeker_key",
     "split_bundle",
@@ -77,6 +78,13 @@ def merge_partition(seeker: SeekerKey, partitions: int) -> int:
     return zlib.crc32(seeker_key(seeker).encode()) % partitions
 
 
+Member = tuple[list[object], bytes]
+"""A member of an answer: the candidate as :func:`candidate_to_wire` lists it, and its explanation's JSON."""
+EXPLANATIONS_FOLLOW = b"\t"
+"""Ends an answer's JSON head: JSON as orjson writes it holds no raw tab, nor a raw newline (the bundles'
+separator)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """A shard's current local top K for one seeker, for the merger."""
@@ -84,26 +92,48 @@ class Answer:
     seeker: SeekerKey
     shard: int
     tag: int
-    members: list[orjson.Fragment]
-    """Each member encoded: ``{"c": candidate_to_wire(...), "x": "<the explanation's JSON>"}``. The
-    explanation travels as a string: the merger decodes it only for the members it announces, a few
-    of the dozens it reads per event (decoding all of them was most of its time)."""
+    members: list[Member]
     left: dict[str, str]
     """Why members left since the shard's previous answer (match id → revoke reason)."""
     trigger: tuple[str, str]
     """The event that produced it: (event id, occurred_at)."""
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
+        """A JSON head, a tab, then the members' explanations one after the other (their lengths are in
+        the head): the merger reads dozens of answers per event and announces a few of their members,
+        so it decodes the head alone and copies out the explanations it sends. Decoding them, even as
+        JSON strings, was most of the time it took to read an answer (:func:`decode_answer`)."""
+        head = orjson.dumps(
             {
                 "seeker": list(self.seeker),
                 "shard": self.shard,
                 "tag": self.tag,
-                "members": self.members,
+                "members": [wire for wire, _ in self.members],
+                "explained": [len(explanation) for _, explanation in self.members],
                 "left": self.left,
                 "trigger": list(self.trigger),
             }
         )
+        return b"".join([head, EXPLANATIONS_FOLLOW, *(explanation for _, explanation in self.members)])
+
+
+def decode_answer(raw: bytes) -> dict[str, Any]:
+    """An answer as the merger reads it: the head's fields, ``members`` as (wire, explanation) pairs.
+
+    Answers stored before :meth:`Answer.to_bytes` wrote explanations after the head are one JSON object,
+    each member ``{"c": wire, "x": explanation}`` with the explanation a JSON string or, older still,
+    decoded; they are read too, their explanations as they are."""
+    head, tab, explanations = raw.partition(EXPLANATIONS_FOLLOW)
+    answer: dict[str, Any] = orjson.loads(head)
+    if not tab:
+        answer["members"] = [(member["c"], member["x"]) for member in answer["members"]]
+        return answer
+    members, start = [], 0
+    for wire, length in zip(answer["members"], answer.pop("explained"), strict=True):
+        members.append((wire, explanations[start : start + length]))
+        start += length
+    answer["members"] = members
+    return answer
 
 
 BUNDLE_BYTES = 512 * 1024
@@ -190,7 +220,7 @@ class _PartitionEngine:
         again from the committed offset, which may be lower: those events change nothing, and this
         must not move back with them, or a later resync would carry a tag older than answers the
         merger already holds, and be ignored."""
-        self._explained: dict[str, tuple[Candidate, orjson.Fragment]] = {}
+        self._explained: dict[str, tuple[Candidate, Member]] = {}
         """Each current member as it goes on the wire, explained and encoded once (a member stays in a
         seeker's answers for many events, and explaining it is the dearest part of an answer)."""
         self._prune_at = 1000
@@ -230,15 +260,14 @@ class _PartitionEngine:
             self._explained = {m: known for m, known in self._explained.items() if m in live}
             self._prune_at = 2 * len(self._explained) + 1000
 
-    def _member(self, candidate: Candidate) -> orjson.Fragment:
+    def _member(self, candidate: Candidate) -> Member:
         known = self._explained.get(candidate.match_id)
         if known is not None and known[0].same_state(candidate):
             return known[1]
-        explanation = _explanation_to_wire(self.engine.explain(candidate))
-        encoded = orjson.dumps(explanation).decode()
-        wire = orjson.Fragment(right_sized(orjson.dumps({"c": candidate_to_wire(candidate), "x": encoded})))
-        self._explained[candidate.match_id] = (candidate, wire)
-        return wire
+        explanation = right_sized(orjson.dumps(_explanation_to_wire(self.engine.explain(candidate))))
+        member = (candidate_to_wire(candidate), explanation)
+        self._explained[candidate.match_id] = (candidate, member)
+        return member
 
 
 class ShardStage:

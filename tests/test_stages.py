@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import tracemalloc
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 import pytest
@@ -26,6 +26,7 @@ from streams.sharding import (
     Answer,
     ShardStage,
     bundle_answers,
+    decode_answer,
     merge_partition,
     right_sized,
     split_bundle,
@@ -136,7 +137,7 @@ def test_answers_travel_in_bundles_per_merger_partition_below_the_record_limit(
     assert all(len(bundle) <= cap or b"\n" not in bundle for _, bundle in bundles)
     unbundled = sorted(raw for _, bundle in bundles for raw in split_bundle(bundle))
     assert unbundled == sorted(a.to_bytes() for a in answers)
-    assert all(partition == merge_partition(tuple(orjson.loads(raw)["seeker"]), MERGERS)  # type: ignore[arg-type]
+    assert all(partition == merge_partition(tuple(decode_answer(raw)["seeker"]), MERGERS)  # type: ignore[arg-type]
                for partition, bundle in bundles for raw in split_bundle(bundle))  # fmt: skip
 
 
@@ -145,10 +146,10 @@ def test_a_shard_rebuilt_from_its_table_answers_like_the_one_that_ran() -> None:
     stages, _, _ = run_stages(documents)
     for shard, stage in enumerate(stages):
         rebuilt = ShardStage(dict(stage.store), shards=SHARDS, config=MatchingConfig(), analyzer=default_analyzer())
-        resync = {a.seeker: orjson.loads(a.to_bytes())["members"] for a in rebuilt.build(shard)}
+        resync = {a.seeker: decode_answer(a.to_bytes())["members"] for a in rebuilt.build(shard)}
         live = stage._engines[shard].engine.views
         for seeker, members in resync.items():
-            assert [m["c"] for m in members] == [list(_wire(c)) for c in live.view(seeker)]
+            assert [wire for wire, _ in members] == [list(_wire(c)) for c in live.view(seeker)]
 
 
 def _wire(candidate: object) -> list[object]:
@@ -226,9 +227,10 @@ def test_the_merger_forgets_seekers_left_with_no_match() -> None:
     assert audit(out, oracle_matches([to_event(d) for d in documents])).equal
 
 
-def test_answers_stored_with_decoded_explanations_announce_the_same_events() -> None:
-    """Answers stored before shards sent each explanation encoded hold it decoded, and come back from
-    the table after an upgrade: announced from them, the events are the same bytes."""
+def test_answers_stored_by_earlier_versions_announce_the_same_events() -> None:
+    """Answers come back from the table after an upgrade in the forms earlier versions stored: one JSON
+    object, each member's explanation a JSON string or, older still, decoded. Announced from them, the
+    events are the same bytes as from answers of this version."""
     stages, _, _ = run_stages(Market(5).lifecycle(150, expiring=0.2))
     answers = [answer for shard, stage in enumerate(stages) for answer in stage.build(shard) if answer.members]
     assert any(answer.seeker[0] == "financing" for answer in answers)
@@ -239,14 +241,18 @@ def test_answers_stored_with_decoded_explanations_announce_the_same_events() -> 
             merger.load(partition, [])
         return announced(merger)
 
-    def decoded(answer: dict[str, Any]) -> dict[str, Any]:
-        return answer | {"members": [m | {"x": orjson.loads(m["x"])} for m in answer["members"]]}
+    def earlier(answer: Answer, explanation: Callable[[bytes], object]) -> bytes:
+        head = decode_answer(answer.to_bytes())
+        members = [{"c": wire, "x": explanation(x)} for wire, x in head["members"]]
+        return orjson.dumps(head | {"members": members})
 
-    stored = {f"{a.seeker[0]}:{a.seeker[1]}|{a.shard}": a.to_bytes() for a in answers}
-    as_sent = announced_from(stored)
-    assert as_sent and as_sent == announced_from(
-        {key: orjson.dumps(decoded(orjson.loads(raw))) for key, raw in stored.items()}
-    )
+    keys = [f"{a.seeker[0]}:{a.seeker[1]}|{a.shard}" for a in answers]
+    as_sent = announced_from({key: a.to_bytes() for key, a in zip(keys, answers, strict=True)})
+    assert as_sent
+    for explanation in (bytes.decode, orjson.loads):
+        stored = {key: earlier(a, explanation) for key, a in zip(keys, answers, strict=True)}
+        assert b"\t" not in b"".join(stored.values())
+        assert announced_from(stored) == as_sent
 
 
 def test_the_book_table_keeps_open_entities_and_recent_tombstones_only() -> None:
@@ -263,7 +269,7 @@ def test_the_book_table_keeps_open_entities_and_recent_tombstones_only() -> None
         assert {k for k in stored if k not in tombstones} == {f"{kind}:{i}" for kind, i in book.open}
         assert len(tombstones) == book.tombstones() and max(len(stored[k]) for k in tombstones) < 120
         rebuilt = ShardStage(dict(stage.store), shards=SHARDS, config=config, analyzer=default_analyzer())
-        resync = {a.seeker: [m["c"] for m in orjson.loads(a.to_bytes())["members"]] for a in rebuilt.build(shard)}
+        resync = {a.seeker: [wire for wire, _ in decode_answer(a.to_bytes())["members"]] for a in rebuilt.build(shard)}
         live = stage._engines[shard].engine.views
         assert all(members == [list(_wire(c)) for c in live.view(seeker)] for seeker, members in resync.items())
         assert rebuilt._engines[shard].engine.shards[0].book.tombstones() == book.tombstones()
