@@ -202,6 +202,7 @@ class Merger:
         emitted = self._emitted[partition].setdefault(seeker, {})
         trigger_id, occurred_at = trigger[0], datetime.fromisoformat(trigger[1])
         times = {"trigger_event_id": trigger_id, "occurred_at": occurred_at, "emitted_at": emitted_at}
+        out: list[Announcement] = []
 
         def announce(type_: str, c: Candidate, rank: int | None, explanation: bytes, reason: str | None) -> None:
             value = _event_json(type_, c, rank, explanation, reason, times)
@@ -209,7 +210,6 @@ class Merger:
                                     occurred_at, emitted_at, value))  # fmt: skip
 
         now_ids = {wire[MATCH_ID] for wire, _ in merged}
-        out: list[Announcement] = []
         for match_id in sorted(set(emitted) - now_ids):
             gone = emitted.pop(match_id)
             reason = reasons.get(match_id) or reasons.get("*") or "superseded"
