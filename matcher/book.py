@@ -53,7 +53,11 @@ class Book:
     def __init__(self, *, tombstone_retention_s: float = float("inf")) -> None:
         self.open: dict[tuple[Kind, str], Entity] = {}
         self.tombstone_retention_s = tombstone_retention_s
-        self._versions: dict[tuple[Kind, str], int] = {}
+        self._versions: dict[Kind, dict[str, int]] = {"offer": {}, "demand": {}, "financing": {}}
+        """Current version of every entity, open or tombstoned, by kind. Keyed by the id alone: a dict of
+        strings and ints is never tracked by the cyclic collector. One keyed by (kind, id) tuples, once
+        a full collection has untracked it, is tracked again by its next new key and then walked whole
+        by the young collections: at a 100k book, pauses of 10+ ms in the middle of a trigger."""
         self._recent_ids: OrderedDict[str, None] = OrderedDict()
         self._expiry: list[tuple[float, Kind, str, int]] = []
         self._tombstones: deque[tuple[float, Kind, str, int]] = deque()
@@ -61,17 +65,18 @@ class Book:
         self.watermark = float("-inf")
 
     def version_of(self, kind: Kind, entity_id: str) -> int:
-        return self._versions.get((kind, entity_id), 0)
+        return self._versions[kind].get(entity_id, 0)
 
     def remember_closed(self, kind: Kind, entity_id: str, version: int, *, closed_at: float) -> None:
         """Restore a tombstone (rebuilding a stored book): the entity is closed at ``version`` since
         ``closed_at``. Call in ``closed_at`` order."""
-        self._versions[(kind, entity_id)] = max(version, self._versions.get((kind, entity_id), 0))
+        versions = self._versions[kind]
+        versions[entity_id] = max(version, versions.get(entity_id, 0))
         self._tombstones.append((closed_at, kind, entity_id, version))
 
     def tombstones(self) -> int:
         """How many closed entities the book still remembers."""
-        return len(self._versions) - len(self.open)
+        return sum(map(len, self._versions.values())) - len(self.open)
 
     def apply(self, entity: Entity, *, withdrawn: bool) -> BookChange:
         """Apply the entity's new version (or its withdrawal), then close whatever the advanced
@@ -81,11 +86,12 @@ class Book:
         if entity.event_id in self._recent_ids:
             return BookChange("duplicate")
         self._remember(entity.event_id)
-        if entity.version <= self._versions.get(key, 0):
+        versions = self._versions[kind]
+        if entity.version <= versions.get(entity.id, 0):
             self.watermark = max(self.watermark, entity.ts)
             return BookChange("stale", closed=self._expire(), forgotten=self._forget())
         change = BookChange("accepted")
-        self._versions[key] = entity.version
+        versions[entity.id] = entity.version
         previous = self.open.pop(key, None)
         if previous is not None:
             change.closed.append((previous, "withdrawn" if withdrawn else "updated"))
@@ -128,8 +134,8 @@ class Book:
         while self._tombstones and self._tombstones[0][0] <= horizon:
             _, kind, entity_id, version = self._tombstones.popleft()
             key = (kind, entity_id)
-            if key not in self.open and self._versions.get(key) == version:
-                del self._versions[key]
+            if key not in self.open and self._versions[kind].get(entity_id) == version:
+                del self._versions[kind][entity_id]
                 forgotten.append(key)
         return forgotten
 

@@ -53,10 +53,18 @@ def levels(code: str) -> tuple[str, ...]:
     return tuple(ipc_levels(code))
 
 
-@lru_cache(maxsize=262144)
 def field_pair(demand_code: str, patent_code: str) -> float:
     """Cached: the codes of a book come from a few thousand IPC groups, and explanations and the
-    percolation of financiers ask for the same pairs again and again."""
+    percolation of financiers ask for the same pairs again and again. The cache is keyed by one string
+    (no code holds a line break), not by a tuple of two: a cache of tuple keys is tracked again by the
+    cyclic collector at each new pair and walked whole by the young collections (see
+    :class:`~matcher.book.Book`)."""
+    return _field_pair(f"{demand_code}\n{patent_code}")
+
+
+@lru_cache(maxsize=262144)
+def _field_pair(pair: str) -> float:
+    demand_code, _, patent_code = pair.partition("\n")
     wanted, have = levels(demand_code), levels(patent_code)
     if wanted[-1] in have:
         return 1.0

@@ -49,7 +49,10 @@ class Views:
         self.top_k = top_k
         self.depth = top_k + reserve
         self._lists: dict[SeekerKey, list[Candidate]] = {}
-        self._complete: dict[SeekerKey, bool] = {}
+        self._incomplete: set[SeekerKey] = set()
+        """Seekers whose lists were cut at ``depth``: an eligible candidate may lie beyond, so a newcomer
+        must beat the last member. A seeker not here holds every eligible candidate. A set rather than a
+        dict of flags, for the reason given in :class:`~matcher.book.Book` for its versions."""
         self._holders: dict[EntityKey, set[SeekerKey]] = {}
         self._before: dict[SeekerKey, list[Candidate]] = {}
 
@@ -65,7 +68,7 @@ class Views:
     def floor(self, seeker: SeekerKey) -> float:
         """The score a new candidate needs to be worth sending (0 while every eligible one is)."""
         members = self._lists.get(seeker, [])
-        if self._complete.get(seeker, True) or not members:
+        if seeker not in self._incomplete or not members:
             return 0.0
         return members[-1].score
 
@@ -110,7 +113,7 @@ class Views:
         for seeker in list(self._holders.get(key, ())):
             self._touch(seeker)
             kept = [c for c in self._lists.get(seeker, []) if key not in _members_of(c)]
-            complete = self._complete.get(seeker, True)
+            complete = seeker not in self._incomplete
             self._store(seeker, kept, complete)
             if not complete and len(kept) < self.top_k:
                 short.add(seeker)
@@ -119,7 +122,7 @@ class Views:
     def admit(self, candidate: Candidate) -> None:
         seeker = candidate.seeker
         members = self._lists.get(seeker, [])
-        complete = self._complete.get(seeker, True)
+        complete = seeker not in self._incomplete
         order = candidate.order
         # Whether the seeker holds this counterpart already, from the holders index rather than by
         # reading its list: most candidates of a busy trigger fall below the last member.
@@ -138,7 +141,7 @@ class Views:
         members.insert(bisect.bisect_left(members, order, key=attrgetter("order")), candidate)
         pushed_out = members.pop() if len(members) > self.depth else None
         self._lists[seeker] = members
-        self._complete[seeker] = complete and pushed_out is None
+        self._mark(seeker, complete and pushed_out is None)
         if pushed_out is candidate:
             return  # a complete list already at its depth: it holds the same members, and is no longer complete
         self._hold(seeker, [candidate])
@@ -174,12 +177,18 @@ class Views:
         self._unhold(seeker, [c for c in old if c.match_id not in kept], still_held)
         if members:
             self._lists[seeker] = members
-            self._complete[seeker] = complete
+            self._mark(seeker, complete)
             before = {c.match_id for c in old}
             self._hold(seeker, [c for c in members if c.match_id not in before])
         else:
             self._lists.pop(seeker, None)
-            self._complete.pop(seeker, None)
+            self._incomplete.discard(seeker)
+
+    def _mark(self, seeker: SeekerKey, complete: bool) -> None:
+        if complete:
+            self._incomplete.discard(seeker)
+        else:
+            self._incomplete.add(seeker)
 
     def _hold(self, seeker: SeekerKey, members: Iterable[Candidate]) -> None:
         for candidate in members:
