@@ -121,7 +121,6 @@ class _Index:
         self.text = Postings(self.table)
         self.entities: dict[str, Any] = {}
         self._class_overflow: dict[int, frozenset[int]] = {}
-        self._text_acc = np.zeros(0)
         self._field_acc = np.zeros(0)
         self._mark = np.zeros(0, dtype=bool)
 
@@ -148,13 +147,13 @@ class _Index:
             self._class_overflow.pop(slot, None)
         return slot
 
-    def _scratch(self) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
-        """Dense per-slot accumulators, reused between look-ups (zeroed after each)."""
-        if len(self._text_acc) < self.table.capacity:
-            self._text_acc = np.zeros(self.table.capacity)
+    def _scratch(self) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+        """Dense per-slot accumulators of the field and of the rows found, reused between look-ups
+        (zeroed after each)."""
+        if len(self._field_acc) < self.table.capacity:
             self._field_acc = np.zeros(self.table.capacity)
             self._mark = np.zeros(self.table.capacity, dtype=bool)
-        return self._text_acc, self._field_acc, self._mark
+        return self._field_acc, self._mark
 
     def column(self, name: str, slots: IntArray) -> Any:
         return self.table.cols[name][slots]
@@ -241,15 +240,19 @@ class DocIndex(_Index):
         ``TOPICAL_TEXT``² of the query's weight) still count in the relevance of the documents found,
         but do not make documents candidates: a word found everywhere does not pull in the whole book.
         """
-        text_acc, field_acc, mark = self._scratch()
+        field_acc, mark = self._scratch()
         size = self.table.size
         light = _light_terms(query)
+        found: list[IntArray] = []
+        weighed: list[FloatArray] = []
         for term, weight in query.items():
             slots, sat = self.text.lookup(term)
             if len(slots):
-                text_acc[slots] += weight * sat
+                found.append(slots)
+                weighed.append(weight * sat)
                 if term not in light:
                     mark[slots] = True
+        text_acc = _summed(found, weighed, size)
         for code in codes:
             code_levels = levels(code)
             for depth, prefix in enumerate(code_levels, start=1):
@@ -264,12 +267,21 @@ class DocIndex(_Index):
         slots = np.flatnonzero(mark[:size])
         text_raw = text_acc[slots]
         field = field_acc[slots]
-        text_acc[:size] = 0.0
         field_acc[:size] = 0.0
         mark[:size] = False
         if class_levels:
             field = self.with_class_levels(slots, field, codes)
         return slots, text_raw, field
+
+
+def _summed(slots: list[IntArray], weights: list[FloatArray], size: int) -> FloatArray:
+    """Per slot, the sum of the weights posted to it: one pass over every posting (a scatter-add per
+    term costs a gather and a scatter each). Each slot's weights are added in the order of the terms,
+    as a running sum over the terms would."""
+    if not slots:
+        return np.zeros(size)
+    summed = np.bincount(np.concatenate(slots), np.concatenate(weights), minlength=size)
+    return summed.astype(np.float64, copy=False)  # it is float64 already: for the type checker
 
 
 def _reached(text: FloatArray, field: FloatArray) -> IntArray:
@@ -332,12 +344,16 @@ class QueryIndex(_Index):
     ) -> tuple[IntArray, FloatArray, FloatArray]:
         """Stored queries on topic with a document: (slots, raw text relevance, field score); for
         ``class_levels`` see :meth:`DocIndex.on_topic`."""
-        text_acc, field_acc, _ = self._scratch()
+        field_acc, _ = self._scratch()
         size = self.table.size
+        found: list[IntArray] = []
+        weighed: list[FloatArray] = []
         for term, sat in term_weights.items():
             slots, weight = self.text.lookup(term)
             if len(slots):
-                text_acc[slots] += weight * sat
+                found.append(slots)
+                weighed.append(weight * sat)
+        text_acc = _summed(found, weighed, size)
         for code in codes:
             for depth, prefix in enumerate(levels(code), start=1):
                 if depth >= 3:
@@ -347,10 +363,9 @@ class QueryIndex(_Index):
                 slots, _ = self.exact.lookup(prefix)
                 if len(slots):
                     field_acc[slots] = 1.0
-        slots = _reached(text_acc[:size], field_acc[:size])
+        slots = _reached(text_acc, field_acc[:size])
         text_raw = text_acc[slots]
         field = field_acc[slots]
-        text_acc[:size] = 0.0
         field_acc[:size] = 0.0
         if class_levels:
             field = self.with_class_levels(slots, field, codes)

@@ -1,9 +1,10 @@
 """Compact storage for the vectorised engine: numpy columns by slot, and posting lists.
 
 A slot is a row shared by every column of a table. Slots are reused after removal; each carries a
-generation number, and a posting records the generation it was written for, so a posting left behind
-by a removed row is recognised as dead without being searched for and erased. Dead postings are
-compacted away when they make up most of a list.
+generation number, moved on when the slot is filled and when it is emptied, and a posting records the
+generation it was written for. So a posting left behind by a removed row is recognised as dead by one
+comparison, without being searched for and erased. Dead postings are compacted away when they make up
+most of a list.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class Table:
         slot = self.slot_of.pop(entity_id, None)
         if slot is not None:
             self.alive[slot] = False
+            self.gen[slot] += 1  # the slot's postings are dead from now on, whether or not it is reused
             self.ids[slot] = None
             self._free.append(slot)
         return slot
@@ -134,16 +136,14 @@ class Postings:
         if plist is None:
             return _EMPTY_INT, _EMPTY_FLOAT
         slots = np.frombuffer(plist.slots, dtype=np.int32)
-        gens = np.frombuffer(plist.gens, dtype=np.int32)
-        live = self._table.gen[slots] == gens
-        live &= self._table.alive[slots]
+        live = self._table.gen[slots] == np.frombuffer(plist.gens, dtype=np.int32)
         if plist.dead and plist.dead * 2 > len(plist.slots):
             self._compact(key, plist, live)
             return self.lookup(key)
         weights = np.frombuffer(plist.weights, dtype=np.float64)
         if live.all():
-            return slots.astype(np.int64), weights.astype(np.float64)
-        return slots[live].astype(np.int64), weights[live].astype(np.float64)
+            return slots.astype(np.int64), weights.copy()
+        return slots[live].astype(np.int64), weights[live]
 
     def _compact(self, key: str, plist: _PostingList, live: npt.NDArray[np.bool_]) -> None:
         if not live.any():

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from matcher import Engine, MatchingConfig, Notice, Weights
 from matcher.engine import entity_from_event
+from matcher.index import _summed
 from matcher.market import Market, to_event
 from matcher.scoring import TOPICAL_TEXT, field_score, text_score
 from matcher.shard import OFFER_COLUMNS
@@ -524,3 +525,22 @@ def test_a_trigger_leaves_the_books_indexes_to_the_old_generation() -> None:
         assert len(gc.get_referents(biggest)) < 1000, type(biggest)
     finally:
         gc.enable()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 30), st.floats(0.01, 20.0)), max_size=20, unique_by=lambda p: p[0]),
+        max_size=12,
+    )
+)
+def test_posting_weights_are_summed_in_the_order_of_the_terms(terms: list[list[tuple[int, float]]]) -> None:
+    """The one-pass sum of the postings gives, bit for bit, the running sum term by term that it replaced
+    (a different order of additions would move scores in their last bits, and ties with them)."""
+    postings = [(np.array([s for s, _ in term], dtype=np.int64), np.array([w for _, w in term])) for term in terms]
+    postings = [(slots, weights) for slots, weights in postings if len(slots)]
+    running = np.zeros(31)
+    for slots, weights in postings:
+        running[slots] += weights
+    summed = _summed([s for s, _ in postings], [w for _, w in postings], 31)
+    assert np.array_equal(summed, running)
