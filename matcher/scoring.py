@@ -53,18 +53,37 @@ def levels(code: str) -> tuple[str, ...]:
     return tuple(ipc_levels(code))
 
 
+_FIELD_PAIRS_KEPT = 262144
+"""Pairs the cache of :func:`field_pair` holds at most; past that it starts again (codes come from
+outside, and any well-formed code is accepted)."""
+_field_pairs: dict[str, dict[str, float]] = {}
+_field_pairs_held = 0
+
+
 def field_pair(demand_code: str, patent_code: str) -> float:
     """Cached: the codes of a book come from a few thousand IPC groups, and explanations and the
-    percolation of financiers ask for the same pairs again and again. The cache is keyed by one string
-    (no code holds a line break), not by a tuple of two: a cache of tuple keys is tracked again by the
-    cyclic collector at each new pair and walked whole by the young collections (see
+    percolation of financiers ask for the same pairs again and again. Cached per demand code, in dicts
+    of strings and floats, which the cyclic collector never tracks: a cache keyed by tuples of two
+    codes is tracked again at each new pair and walked whole by the young collections (see
     :class:`~matcher.book.Book`)."""
-    return _field_pair(f"{demand_code}\n{patent_code}")
+    global _field_pairs_held
+    pairs = _field_pairs.get(demand_code)
+    if pairs is not None:
+        score = pairs.get(patent_code)
+        if score is not None:
+            return score
+    if _field_pairs_held >= _FIELD_PAIRS_KEPT:
+        _field_pairs.clear()
+        _field_pairs_held = 0
+        pairs = None
+    if pairs is None:
+        pairs = _field_pairs[demand_code] = {}
+    score = pairs[patent_code] = _field_pair(demand_code, patent_code)
+    _field_pairs_held += 1
+    return score
 
 
-@lru_cache(maxsize=262144)
-def _field_pair(pair: str) -> float:
-    demand_code, _, patent_code = pair.partition("\n")
+def _field_pair(demand_code: str, patent_code: str) -> float:
     wanted, have = levels(demand_code), levels(patent_code)
     if wanted[-1] in have:
         return 1.0

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from matcher import Engine, MatchingConfig, Notice, Weights
+from matcher import Engine, MatchingConfig, Notice, Weights, scoring
 from matcher.engine import entity_from_event
 from matcher.index import _summed
 from matcher.market import Market, to_event
@@ -123,6 +123,20 @@ def test_field_is_the_deepest_shared_level(wanted: list[str], have: list[str], s
 
 def component(notices: list[Notice], name: str) -> float:
     return only(notices).to_event(EMITTED).components[name]
+
+
+def test_the_field_cache_stays_bounded_and_scores_as_uncached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Codes come from outside, so the cache of code pairs starts again when full; whatever it holds,
+    a pair scores as it would uncached."""
+    monkeypatch.setattr(scoring, "_FIELD_PAIRS_KEPT", 5)
+    monkeypatch.setattr(scoring, "_field_pairs", {})
+    monkeypatch.setattr(scoring, "_field_pairs_held", 0)
+    codes = ["H01M 10/0525", "H01M 10/054", "H01M 4/13", "H01M", "H01L 21/02", "G06F 16/00", "A61K 9/00"]
+    for _ in range(2):
+        for wanted in codes:
+            for have in codes:
+                assert scoring.field_pair(wanted, have) == scoring._field_pair(wanted, have)
+                assert sum(map(len, scoring._field_pairs.values())) <= 5
 
 
 def test_text_relevance_ranks_closer_descriptions_higher() -> None:
