@@ -210,6 +210,16 @@ _EN_STOP |= frozenset(
     sur un une al con del el las los para por que se su una""".split()
 )
 _ZH_STOP |= frozenset("涉及 领域 提高 实验 表明 显著 提升 场景 方案 结合 便于 降低".split())
+# The parts and joints every claim-style abstract names ("a device comprising a unit connected to ..."):
+# general-corpus weights rate them as telling, but in a patent they say nothing of its field.
+_EN_STOP |= frozenset(
+    """apparatus arranged assembly component connected device disposed element least mechanism member
+    method plurality portion respectively structure system unit""".split()
+)
+_ZH_STOP |= frozenset(
+    """装置 系统 方法 设备 结构 组件 单元 部件 本体 机构 一端 另一端
+    连接 相连 连通 固定 安装 位于 设于 设有 组成 构成 若干""".split()
+)
 _UNKNOWN_TERM_WEIGHT = 8.0
 _WORD_LANGUAGES = ("en", "de", "fr", "es")
 _RARE_WORD_FREQUENCY = 1e-6

@@ -152,16 +152,32 @@ def english_offer(offer_id: str, number: str, title: str, abstract: str) -> Pate
 
 def test_english_terms_weigh_by_how_rare_they_are() -> None:
     analyzer = default_analyzer()
-    assert analyzer.weight("lithium") > analyzer.weight("battery") > analyzer.weight("system")
+    assert analyzer.weight("lithium") > analyzer.weight("battery") > analyzer.weight("control")
     assert analyzer.weight("zzyzxite") == analyzer.rare_word_weight > analyzer.weight("lithium")
     assert analyzer.weight("2048") == analyzer.unknown_weight  # numbers are not words
     engine, _ = run(
-        english_offer("a-system", "US10000001B2", "Conveyor control system", "A control system for conveyors."),
+        english_offer("a-control", "US10000001B2", "Conveyor control", "Control of conveyors."),
         english_offer("b-lithium", "US10000002B2", "Lithium extraction", "Extracting lithium from brine."),
-        demand(ipc=[], description="Lithium recycling system"),
+        demand(ipc=[], description="Lithium recycling control"),
     )
     ranked = sorted(engine.open_matches().values(), key=lambda c: c.order)
-    assert [c.counterpart_id for c in ranked] == ["b-lithium", "a-system"]
+    assert [c.counterpart_id for c in ranked] == ["b-lithium", "a-control"]
+
+
+def test_the_parts_every_patent_names_do_not_make_a_match() -> None:
+    """ "Device", "system", 装置: words of every claim-style abstract say nothing of its field, so an offer
+    that shares only those with a demand is not on topic with it."""
+    engine, _ = run(
+        english_offer("a-conveyor", "US10000001B2", "Conveyor device", "A conveyor system with a drive unit."),
+        demand(ipc=[], description="Lithium recycling device and system"),
+        offer(
+            "b-boiler",
+            patents=[patent(ipc=["F22B 1/18"], title="一种余热锅炉装置", abstract="余热锅炉系统。")],
+            keywords=[],
+        ),
+        demand(demand_id="d-zh", ipc=[], description="一种电池回收装置及系统"),
+    )
+    assert engine.open_matches() == {}
 
 
 # A detailed demand: its first eight words are what the offer below is about, the rest are its context.
