@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from matcher.candidates import Candidate, SeekerKey
+from schemas import MatchEvent
 from streams.sharding import candidate_from_wire, decode_answer, merge_partition, seeker_key
 
 __all__ = ["Announcement", "Merger", "candidate_of_event"]
@@ -262,8 +263,12 @@ def _latest_trigger(held: Iterable[Mapping[str, Any]]) -> Trigger | None:
     return (answers[-1]["trigger"][0], answers[-1]["trigger"][1]) if answers else None
 
 
-EXPLANATION_FIELDS: Mapping[str, Any] = {"components": {}, "reasons": [], "matched_ipc": [], "matched_terms": []}
-"""The fields of an explanation that every event carries, and their values when there is none."""
+EXPLANATION_FIELDS: Mapping[str, Any] = {
+    name: MatchEvent.model_fields[name].get_default(call_default_factory=True)
+    for name in ("components", "reasons", "matched_ipc", "matched_terms")
+}
+"""The fields of an explanation that every event carries, and their values when there is none (the
+model's defaults)."""
 NO_EXPLANATION = orjson.dumps(EXPLANATION_FIELDS)
 
 
