@@ -8,6 +8,7 @@ updates, withdrawals and expiries.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,6 @@ from typing import Any
 
 import jieba
 
-from matcher.text import default_analyzer
 from schemas import BuyerDemand, FinancingRequest, InputEvent, PatentOffer
 
 __all__ = ["Market", "MarketMix"]
@@ -489,7 +489,8 @@ def _groups(subclass: str) -> list[str]:
 def _pools() -> tuple[list[str], list[str]]:
     """Chinese technical words from jieba's dictionary (so segmentation finds them whole) and
     English technical-looking words, each sorted so that pools are the same on every machine."""
-    default_analyzer()  # loads jieba's dictionary
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
     chinese = sorted(w for w, f in jieba.dt.FREQ.items() if f and 2 <= len(w) <= 4 and set(w) <= _TECH_CHARS)
     english = sorted({h + s + t for h in _EN_HEADS for s in _EN_STEMS for t in _EN_TAILS})
     return chinese, english

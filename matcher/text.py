@@ -1,4 +1,9 @@
-"""Bilingual text: tokens for Chinese (jieba) and English (a small normaliser), and term weights.
+"""Bilingual text: tokens for Chinese (jieba's segmenter) and English (a small normaliser), and term
+weights.
+
+Chinese is cut by rjieba, the Rust port of jieba with the same dictionary and HMM: the same words as
+``jieba.lcut`` (a test holds it so), eleven times faster, and without jieba's 80 MB dictionary in every
+worker. jieba itself remains the source of the IDF table.
 
 Relevance must be a function of the two texts alone — never of what else is in the book — or a
 seeker's matches would change whenever an unrelated listing arrives, and the open matches would stop
@@ -10,7 +15,6 @@ operator can pass a table of their own (for example built from a historical corp
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 import statistics
@@ -21,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
-import jieba
+import rjieba
 import wordfreq
 
 __all__ = ["QUERY_NORM_TERMS", "TextAnalyzer", "default_analyzer", "english_tokens", "query_norm"]
@@ -31,6 +35,9 @@ _HANGUL = "\uac00-\ud7a3"
 _RUNS = re.compile(rf"[{_HAN}]+|[{_HANGUL}]+|[^\W_{_HAN}{_HANGUL}]+")
 _HANGUL_RUN = re.compile(rf"[{_HANGUL}]")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_JIEBA_HAN = re.compile(r"[\u4e00-\u9fd5]+")
+"""The characters jieba segments; it yields any other character alone (a one-character term, dropped).
+rjieba would join a run of rarer ones (extension A, compatibility ideographs) into one word."""
 
 # Function words, and the boilerplate every patent abstract repeats ("a method ... comprising ...").
 _EN_STOP = frozenset(
@@ -263,7 +270,8 @@ class TextAnalyzer:
         terms: list[str] = []
         for run in _RUNS.findall(text):
             if _CJK.match(run):
-                terms.extend(w for w in jieba.lcut(run, HMM=True) if len(w) > 1 and w not in _ZH_STOP)
+                for block in _JIEBA_HAN.findall(run):
+                    terms.extend(w for w in rjieba.cut(block, True) if len(w) > 1 and w not in _ZH_STOP)
             elif _HANGUL_RUN.match(run):
                 # Korean words carry their particles (시스템은, 발명의): character pairs meet across them.
                 terms.extend(run[i : i + 2] for i in range(len(run) - 1))
@@ -307,11 +315,9 @@ def language_of(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def default_analyzer() -> TextAnalyzer:
-    """jieba's dictionary and its bundled general-corpus IDF table, loaded once per process.
+    """jieba's bundled general-corpus IDF table, loaded once per process.
 
     The table is read directly: ``jieba.analyse`` would load it at import and leave the file open."""
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
     idf: dict[str, float] = {}
     table = resources.files("jieba") / "analyse" / "idf.txt"
     with table.open("r", encoding="utf-8") as lines:

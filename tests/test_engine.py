@@ -4,12 +4,14 @@ revocations, late collateral, bilingual text, determinism."""
 from __future__ import annotations
 
 import gc
+import logging
 import math
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import jieba
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
@@ -21,7 +23,7 @@ from matcher.index import _summed
 from matcher.market import Market, to_event
 from matcher.scoring import TOPICAL_TEXT, field_score, text_score
 from matcher.shard import OFFER_COLUMNS
-from matcher.text import QUERY_NORM_TERMS, default_analyzer, query_norm
+from matcher.text import _ZH_STOP, QUERY_NORM_TERMS, default_analyzer, query_norm
 from matcher.vector import BOUND_SLACK, transaction_score_bounds, transaction_scores
 from schemas import InputEvent, PatentOffer
 from tests.builders import demand, lender, offer, patent, request
@@ -162,6 +164,28 @@ def test_english_terms_weigh_by_how_rare_they_are() -> None:
     )
     ranked = sorted(engine.open_matches().values(), key=lambda c: c.order)
     assert [c.counterpart_id for c in ranked] == ["b-lithium", "a-control"]
+
+
+# Han characters of every block the analyzer treats as Chinese, common ones weighted up so that
+# dictionary words occur, not only the unknown runs jieba's HMM guesses at.
+_COMMON_HAN = "的一是在不了有和人中大为上个国以要时来用们生到作地于出分对成会可主发年动同工能下过子产种面而方后多定"
+_ANY_HAN = (
+    st.characters(min_codepoint=0x3400, max_codepoint=0x4DBF)
+    | st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF)
+    | st.characters(min_codepoint=0xF900, max_codepoint=0xFAFF)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(st.sampled_from(_COMMON_HAN) | _ANY_HAN, min_size=1, max_size=40))
+@example("一种高镍三元锂离子电池正极材料的制备方法，循环稳定性好")
+@example("㣓䂢䣔锂电池㖋㙑驪")  # rarer blocks around a dictionary word
+def test_chinese_is_cut_into_the_words_jieba_cuts(text: str) -> None:
+    """The analyzer cuts Chinese with rjieba for speed; the words must be jieba's own, or the IDF table
+    (jieba's) and the matches would drift from what the design names."""
+    jieba.setLogLevel(logging.WARNING)
+    expected = [w for w in jieba.lcut(text, HMM=True) if len(w) > 1 and w not in _ZH_STOP]
+    assert default_analyzer().tokens(text) == expected
 
 
 def test_the_parts_every_patent_names_do_not_make_a_match() -> None:
