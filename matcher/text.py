@@ -245,15 +245,17 @@ def _stem(word: str) -> str:
     return word
 
 
+def _english_term(word: str) -> str | None:
+    """One word's term: lower-cased and plural-folded; None for a stop word or a single character."""
+    word = word.lower()
+    if len(word) < 2 or word in _EN_STOP:
+        return None
+    return _stem(word)
+
+
 def english_tokens(text: str) -> list[str]:
     """Lower-cased, plural-folded English terms without stop words (numbers of 2+ digits kept)."""
-    out = []
-    for raw in re.findall(r"[^\W_]+", text):
-        word = raw.lower()
-        if len(word) < 2 or word in _EN_STOP or (word.isdigit() and len(word) < 2):
-            continue
-        out.append(_stem(word))
-    return out
+    return [term for raw in re.findall(r"[^\W_]+", text) if (term := _english_term(raw)) is not None]
 
 
 @dataclass(frozen=True)
@@ -275,8 +277,8 @@ class TextAnalyzer:
             elif _HANGUL_RUN.match(run):
                 # Korean words carry their particles (시스템은, 발명의): character pairs meet across them.
                 terms.extend(run[i : i + 2] for i in range(len(run) - 1))
-            else:
-                terms.extend(english_tokens(run))
+            elif (term := _english_term(run)) is not None:  # a run of other letters and digits is one word
+                terms.append(term)
         # One string object per distinct term, however many records carry it.
         return [sys.intern(t) for t in terms]
 
