@@ -28,13 +28,13 @@ from importlib import resources
 import rjieba
 import wordfreq
 
-__all__ = ["QUERY_NORM_TERMS", "TextAnalyzer", "default_analyzer", "english_tokens", "query_norm"]
+__all__ = ["QUERY_NORM_TERMS", "TextAnalyzer", "default_analyzer", "query_norm"]
 
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _HANGUL = "\uac00-\ud7a3"
 _RUNS = re.compile(rf"[{_HAN}]+|[{_HANGUL}]+|[^\W_{_HAN}{_HANGUL}]+")
 _HANGUL_RUN = re.compile(rf"[{_HANGUL}]")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK = re.compile(rf"[{_HAN}]")
 _JIEBA_HAN = re.compile(r"[\u4e00-\u9fd5]+")
 """The characters jieba segments; it yields any other character alone (a one-character term, dropped).
 rjieba would join a run of rarer ones (extension A, compatibility ideographs) into one word."""
@@ -246,16 +246,12 @@ def _stem(word: str) -> str:
 
 
 def _english_term(word: str) -> str | None:
-    """One word's term: lower-cased and plural-folded; None for a stop word or a single character."""
+    """One word's term: lower-cased and plural-folded (numbers of 2+ digits kept); None for a stop word
+    or a single character."""
     word = word.lower()
     if len(word) < 2 or word in _EN_STOP:
         return None
     return _stem(word)
-
-
-def english_tokens(text: str) -> list[str]:
-    """Lower-cased, plural-folded English terms without stop words (numbers of 2+ digits kept)."""
-    return [term for raw in re.findall(r"[^\W_]+", text) if (term := _english_term(raw)) is not None]
 
 
 @dataclass(frozen=True)
