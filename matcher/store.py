@@ -3,8 +3,9 @@
 A slot is a row shared by every column of a table. Slots are reused after removal; each carries a
 generation number, moved on when the slot is filled and when it is emptied, and a posting records the
 generation it was written for. So a posting left behind by a removed row is recognised as dead by one
-comparison, without being searched for and erased. Dead postings are compacted away when they make up
-most of a list.
+comparison, without being searched for and erased. The first look-up of a list after a removal drops
+its dead postings; the look-ups that follow, until the next removal, read the list without comparing
+generations (a list is read far more often than a row carrying its key is removed).
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ class Postings:
             plist.weights.append(next(weight_iter) if weight_iter is not None else 1.0)
 
     def note_removed(self, keys: Iterable[str]) -> None:
-        """Count the postings of a removed row as dead (compaction happens on the next lookup)."""
+        """Count the postings of a removed row as dead (the list's next look-up drops them)."""
         for key in keys:
             plist = self._lists.get(key)
             if plist is not None:
@@ -135,25 +136,25 @@ class Postings:
         plist = self._lists.get(key)
         if plist is None:
             return _EMPTY_INT, _EMPTY_FLOAT
+        if plist.dead:
+            plist = self._compact(key, plist)
+            if plist is None:
+                return _EMPTY_INT, _EMPTY_FLOAT
         slots = np.frombuffer(plist.slots, dtype=np.int32)
-        live = self._table.gen[slots] == np.frombuffer(plist.gens, dtype=np.int32)
-        if plist.dead and plist.dead * 2 > len(plist.slots):
-            self._compact(key, plist, live)
-            return self.lookup(key)
-        weights = np.frombuffer(plist.weights, dtype=np.float64)
-        if live.all():
-            return slots.astype(np.int64), weights.copy()
-        return slots[live].astype(np.int64), weights[live]
+        return slots.astype(np.int64), np.frombuffer(plist.weights, dtype=np.float64).copy()
 
-    def _compact(self, key: str, plist: _PostingList, live: npt.NDArray[np.bool_]) -> None:
+    def _compact(self, key: str, plist: _PostingList) -> _PostingList | None:
+        """Drop the postings of removed rows: those whose generation is no longer their slot's."""
+        live = self._table.gen[np.frombuffer(plist.slots, dtype=np.int32)] == np.frombuffer(plist.gens, dtype=np.int32)
         if not live.any():
             del self._lists[key]
-            return
+            return None
         kept = _PostingList()
         kept.slots = array("i", np.frombuffer(plist.slots, dtype=np.int32)[live].tobytes())
         kept.gens = array("i", np.frombuffer(plist.gens, dtype=np.int32)[live].tobytes())
         kept.weights = array("d", np.frombuffer(plist.weights, dtype=np.float64)[live].tobytes())
         self._lists[key] = kept
+        return kept
 
     def __len__(self) -> int:
         return len(self._lists)
