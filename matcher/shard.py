@@ -30,9 +30,11 @@ from matcher.scoring import LEVEL_SCORES, financier_fits_bridge
 from matcher.store import FloatArray, IntArray, Interner
 from matcher.text import TextAnalyzer, query_norm, saturate
 from matcher.vector import (
+    BOUND_COLUMNS,
     INVEST,
     LEND,
     PairScores,
+    bound_coefficients,
     financing_fits_on_few_columns,
     financing_scores,
     fits_on_few_columns,
@@ -146,7 +148,7 @@ class Shard:
         self.registry = Registry()
         self._ids = Interner()
         self.offers = DocIndex(OFFER_COLUMNS)
-        self.buyers = QueryIndex(BUYER_COLUMNS)
+        self.buyers = QueryIndex({**BUYER_COLUMNS, **BOUND_COLUMNS})
         self.financiers = QueryIndex({**FINANCIER_COLUMNS, **SERVED_COLUMNS})
         self.requests = DocIndex(REQUEST_COLUMNS)
         self.pending: dict[str, Request] = {}
@@ -312,6 +314,7 @@ class Shard:
         }
 
     def _buyer_values(self, d: Demand) -> dict[str, Any]:
+        qnorm = query_norm(d.query)
         return {
             "party": self._ids.id(d.party),
             **self._where(d.region),
@@ -324,7 +327,8 @@ class Shard:
             "min_rem": _or_nan(d.min_remaining_years),
             "ts": d.ts,
             "has_codes": bool(d.codes),
-            "qnorm": query_norm(d.query),
+            "qnorm": qnorm,
+            **bound_coefficients(has_codes=bool(d.codes), has_budget=d.has_budget, qnorm=qnorm, config=self.config),
         }
 
     def _financier_values(self, f: Demand) -> dict[str, Any]:
@@ -507,10 +511,9 @@ class Shard:
         # Only demands the offer might enter are scored: those bounded at or above their floor (sharing
         # only a class with the offer, looked up for those alone, is bounded at its score meanwhile).
         cols = self.buyers.table.cols
-        bounds_of = {name: cols[name][dslots] for name in ("qnorm", "has_codes", "has_budget")}
         bound = transaction_score_bounds(
-            bounds_of,
-            {"strength": offer.strength},
+            self._rows(self.buyers, BOUND_COLUMNS, dslots),
+            offer.strength,
             text_raw=text_raw,
             field=np.maximum(field_scores, LEVEL_SCORES[2]),
             config=self.config,
@@ -580,7 +583,7 @@ class Shard:
         if len(slots) <= first_share:
             return self._rank_offers(demand, d, slots, text_raw, field_scores)
         field_bounds = np.maximum(field_scores, LEVEL_SCORES[2]) if demand.codes else field_scores
-        strength = {"strength": self.offers.table.cols["strength"][slots]}
+        strength = self.offers.table.cols["strength"][slots]
         bound = transaction_score_bounds(d, strength, text_raw=text_raw, field=field_bounds, config=self.config)
         first = np.flatnonzero(bound >= np.partition(bound, len(bound) - first_share)[len(bound) - first_share])
         found = self._rank_offers(demand, d, slots[first], text_raw[first], field_scores[first])

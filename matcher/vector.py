@@ -20,7 +20,9 @@ from matcher.scoring import TOPICAL_FIELD, TOPICAL_TEXT
 from matcher.store import FloatArray
 
 __all__ = [
+    "BOUND_COLUMNS",
     "PairScores",
+    "bound_coefficients",
     "financing_fits_on_few_columns",
     "financing_scores",
     "fits_on_few_columns",
@@ -180,26 +182,51 @@ BOUND_SLACK = 2e-6
 six decimals, so a bound without slack could fall a rounding step below the score it bounds."""
 
 
+BOUND_COLUMNS = {
+    "bound_rest": np.float64,
+    "bound_scale": np.float64,
+    "bound_field": np.float64,
+    "inv_qnorm": np.float64,
+}
+"""What a buyer demand contributes to :func:`transaction_score_bounds`, by :func:`bound_coefficients`."""
+
+
+def bound_coefficients(*, has_codes: bool, has_budget: bool, qnorm: float, config: MatchingConfig) -> dict[str, float]:
+    """A buyer demand's part of :func:`transaction_score_bounds`, computed once per demand.
+
+    The bound is the weighted mean of the score with price, region and freshness at their best, so
+    for a given demand it is ``rest + scale * (w_text * text + w_strength * strength) + field_weight *
+    field``: an offer enters only through its text, field and strength. An offer's percolation
+    bounds every demand on topic with it (hundreds of thousands on a large book), so the parts that
+    depend on the demand alone are kept in its row."""
+    w = config.weights
+    best_price = max(1.0, config.negotiable_price_score, config.bridge_price_score)
+    field_weight = w.field if has_codes else 0.0
+    price_weight = w.price if has_budget else 0.0
+    total = field_weight + price_weight + w.text + w.strength + w.region + w.freshness
+    scale = 1.0 / total if total > 0 else 0.0
+    return {
+        "bound_rest": (price_weight * best_price + w.region + w.freshness) * scale + BOUND_SLACK,
+        "bound_scale": scale,
+        "bound_field": field_weight * scale,
+        "inv_qnorm": 1.0 / qnorm if qnorm > 0 else 0.0,
+    }
+
+
 def transaction_score_bounds(
-    d: Side, o: Side, *, text_raw: FloatArray, field: FloatArray, config: MatchingConfig
+    d: Side, strength: Any, *, text_raw: FloatArray, field: FloatArray, config: MatchingConfig
 ) -> FloatArray:
     """For every pair, a number the score of :func:`transaction_scores` cannot exceed.
 
-    It needs only what the index lookup already gives (text relevance and field) and the offer's
-    ``strength``; price, region and freshness count at their best, and no filter is applied. So a
-    pair whose bound is under a threshold (the last score of a demand's ranked list, or the floor a
-    newcomer must reach) can be skipped without gathering its columns or scoring it."""
+    It needs only what the index lookup already gives (text relevance and field), the offer's
+    ``strength`` and the demand's :func:`bound_coefficients` (``d``); price, region and freshness
+    count at their best, and no filter is applied. So a pair whose bound is under a threshold (the
+    last score of a demand's ranked list, or the floor a newcomer must reach) can be skipped without
+    gathering its columns or scoring it."""
     w = config.weights
-    best_price = max(1.0, config.negotiable_price_score, config.bridge_price_score)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        text = _text(text_raw, d["qnorm"])
-    field_applies, price_applies = d["has_codes"], d["has_budget"]
-    total = np.where(field_applies, w.field, 0.0) + np.where(price_applies, w.price, 0.0)
-    total = total + w.text + w.strength + w.region + w.freshness
-    weighted = np.where(field_applies, w.field * field, 0.0) + np.where(price_applies, w.price * best_price, 0.0)
-    weighted = weighted + w.text * text + w.strength * o["strength"] + w.region + w.freshness
-    safe_total = np.where(total > 0, total, 1.0)
-    bound: FloatArray = np.where(total > 0, weighted / safe_total, 0.0) + BOUND_SLACK
+    text = np.sqrt(np.minimum(1.0, text_raw * d["inv_qnorm"]))
+    bound: FloatArray = d["bound_rest"] + d["bound_scale"] * (w.text * text + w.strength * strength)
+    bound += d["bound_field"] * field
     return bound
 
 

@@ -548,7 +548,7 @@ def test_no_pair_scores_above_its_bound_and_the_bound_is_tight() -> None:
         d = {name: np.asarray(value) for name, value in shard._buyer_values(buyer).items()}
         o = {name: shard.offers.table.cols[name][slots] for name in OFFER_COLUMNS}
         scores = transaction_scores(d, o, territory_ok=True, text_raw=text_raw, field=field, config=engine.config)
-        bound = transaction_score_bounds(d, o, text_raw=text_raw, field=field, config=engine.config)
+        bound = transaction_score_bounds(d, o["strength"], text_raw=text_raw, field=field, config=engine.config)
         margins.extend((bound - scores.score)[scores.ok].tolist())
     assert len(margins) > 500
     assert min(margins) >= 0
