@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from operator import attrgetter
+from operator import attrgetter, is_
 
 from matcher.candidates import Candidate, SeekerKey
 
@@ -151,7 +151,7 @@ class Views:
     def finish(self) -> list[ViewChange]:
         """What changed in the open matches of every seeker touched since :meth:`begin`."""
         changes = []
-        for seeker, old in sorted(self._before.items()):
+        for seeker, old in sorted(item for item in self._before.items() if not self._same_view(*item)):
             new = self.view(seeker)
             before = {c.match_id: c for c in old}
             after = {c.match_id for c in new}
@@ -165,6 +165,12 @@ class Views:
                 changes.append((seeker, announced, left))
         self._before.clear()
         return changes
+
+    def _same_view(self, seeker: SeekerKey, old: list[Candidate]) -> bool:
+        """Whether the seeker's open matches are still the very candidates they were, in the same order
+        (most of a busy trigger's newcomers land in the reserve, behind an unchanged top K)."""
+        new = self._lists.get(seeker, ())[: self.top_k]
+        return len(new) == len(old) and all(map(is_, new, old))
 
     def touched(self) -> list[SeekerKey]:
         return list(self._before)
