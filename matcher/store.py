@@ -145,13 +145,15 @@ class Postings:
 
     def _compact(self, key: str, plist: _PostingList) -> _PostingList | None:
         """Drop the postings of removed rows: those whose generation is no longer their slot's."""
-        live = self._table.gen[np.frombuffer(plist.slots, dtype=np.int32)] == np.frombuffer(plist.gens, dtype=np.int32)
+        slots = np.frombuffer(plist.slots, dtype=np.int32)
+        gens = np.frombuffer(plist.gens, dtype=np.int32)
+        live = self._table.gen[slots] == gens
         if not live.any():
             del self._lists[key]
             return None
         kept = _PostingList()
-        kept.slots = array("i", np.frombuffer(plist.slots, dtype=np.int32)[live].tobytes())
-        kept.gens = array("i", np.frombuffer(plist.gens, dtype=np.int32)[live].tobytes())
+        kept.slots = array("i", slots[live].tobytes())
+        kept.gens = array("i", gens[live].tobytes())
         kept.weights = array("d", np.frombuffer(plist.weights, dtype=np.float64)[live].tobytes())
         self._lists[key] = kept
         return kept

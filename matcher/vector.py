@@ -224,7 +224,7 @@ def transaction_score_bounds(
     last score of a demand's ranked list, or the floor a newcomer must reach) can be skipped without
     gathering its columns or scoring it."""
     w = config.weights
-    text = np.sqrt(np.minimum(1.0, text_raw * d["inv_qnorm"]))
+    text = np.sqrt(np.minimum(1.0, text_raw * d["inv_qnorm"]))  # _text, by the stored inverse of the norm
     bound: FloatArray = d["bound_rest"] + d["bound_scale"] * (w.text * text + w.strength * strength)
     bound += d["bound_field"] * field
     return bound
