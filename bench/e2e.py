@@ -13,6 +13,10 @@ of a bare aiokafka consume → parse → produce on the same broker, and event-t
    event, latency is the time it was read back minus the time its trigger event was published, and
    the worker's part of it ends at the event's ``emitted_at`` (the rest is the output topic's way to
    a reader: the producer's linger, the broker, the reader's fetch).
+   Where the backlog's time went, from the workers' own ``/metrics`` once it is processed: the share
+   of the workers' wall time spent in the engine (``engine_share``; the rest is decoding, answering,
+   merging and Kafka), the engine's milliseconds per input event by trigger kind, and the match and
+   revoke events emitted per input event.
 5. Recovery: every worker is stopped (SIGTERM) and as many started again on the same book: the seconds
    until all are ready again (tables recovered, shards rebuilt), and the longest a new worker left
    ``/health`` unanswered once it had answered (its event loop held by one long computation).
@@ -27,6 +31,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -34,9 +39,10 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from matcher.market import Market
-from streams.harness import health_until_ready
+from streams.harness import health_until_ready, http_get
 from streams.kafka_io import ensure_topics, partition_count
 from streams.localkafka import LocalKafka
 from streams.replay import publish_log, record_of
@@ -92,6 +98,32 @@ async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
         await admin.close()
 
 
+async def backlog_totals(workers: list[WorkerProcess]) -> Counter[str]:
+    """The workers' counters summed: engine seconds per trigger kind (``engine:<kind>``), and the match
+    and revoke events they emitted (``emitted``)."""
+    totals: Counter[str] = Counter()
+    for worker in workers:
+        status, page = await asyncio.to_thread(http_get, worker, "/metrics")
+        if status != 200:
+            raise RuntimeError(f"/metrics of pid {worker.process.pid} answered {status}")
+        for family in text_string_to_metric_families(page):
+            for sample in family.samples:
+                if sample.name == "patentmatch_engine_seconds_sum":
+                    totals[f"engine:{sample.labels['trigger']}"] += sample.value
+                elif sample.name in ("patentmatch_matches_total", "patentmatch_revocations_total"):
+                    totals["emitted"] += sample.value
+    return totals
+
+
+def backlog_split(totals: Counter[str], *, size: int, workers: int, seconds: float) -> dict[str, Any]:
+    engine = {key.removeprefix("engine:"): value for key, value in totals.items() if key.startswith("engine:")}
+    return {
+        "engine_share": round(sum(engine.values()) / (workers * seconds), 3),
+        "engine_ms_per_event": {kind: round(1000 * value / size, 3) for kind, value in sorted(engine.items())},
+        "match_events_per_event": round(totals["emitted"] / size, 2),
+    }
+
+
 async def measure(bootstrap: str, size: int, latency_events: int, workers: int) -> dict[str, Any]:
     market = Market(100)
     backlog = market.listings(size, expiring=0.0)
@@ -118,8 +150,10 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
                 if worker.process.poll() is not None:
                     raise RuntimeError(f"a worker died:\n{worker.log_tail()}")
             await asyncio.sleep(1)
-        service_rate = size / (time.perf_counter() - started)
+        backlog_s = time.perf_counter() - started
+        service_rate = size / backlog_s
         print(f"service {service_rate:.0f} events/s on the backlog", file=sys.stderr)
+        split = backlog_split(await backlog_totals(started_workers), size=size, workers=workers, seconds=backlog_s)
         latencies, in_worker = await latency(deployment, later, rate=service_rate / 2)
         ready_s, silence_s = await recovery(deployment, started_workers)
     finally:
@@ -131,6 +165,7 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
         "service_events_per_s": round(service_rate, 1),
         "passthrough_events_per_s": round(ceiling, 1),
         "ratio": round(service_rate / ceiling, 4),
+        **split,
         "latency_rate_events_per_s": round(service_rate / 2, 1),
         "latency_matches": len(latencies),
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
