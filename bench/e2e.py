@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections import Counter
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -98,10 +98,10 @@ async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
         await admin.close()
 
 
-async def backlog_totals(workers: list[WorkerProcess]) -> Counter[str]:
+async def backlog_totals(workers: list[WorkerProcess]) -> dict[str, float]:
     """The workers' counters summed: engine seconds per trigger kind (``engine:<kind>``), and the match
     and revoke events they emitted (``emitted``)."""
-    totals: Counter[str] = Counter()
+    totals: dict[str, float] = defaultdict(float)
     for worker in workers:
         status, page = await asyncio.to_thread(http_get, worker, "/metrics")
         if status != 200:
@@ -115,12 +115,12 @@ async def backlog_totals(workers: list[WorkerProcess]) -> Counter[str]:
     return totals
 
 
-def backlog_split(totals: Counter[str], *, size: int, workers: int, seconds: float) -> dict[str, Any]:
+def backlog_split(totals: dict[str, float], *, size: int, workers: int, seconds: float) -> dict[str, Any]:
     engine = {key.removeprefix("engine:"): value for key, value in totals.items() if key.startswith("engine:")}
     return {
         "engine_share": round(sum(engine.values()) / (workers * seconds), 3),
         "engine_ms_per_event": {kind: round(1000 * value / size, 3) for kind, value in sorted(engine.items())},
-        "match_events_per_event": round(totals["emitted"] / size, 2),
+        "match_events_per_event": round(totals.get("emitted", 0.0) / size, 2),
     }
 
 
