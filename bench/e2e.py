@@ -9,14 +9,14 @@ of a bare aiokafka consume → parse → produce on the same broker, and event-t
 3. Service: ``workers`` worker processes of one app start on the backlog (the shard count is at
    least the worker count, so that each has a shard); the sustained rate is the backlog over the time
    until the consumer group has committed the end of every topic it reads (input, shard log, answers).
+   Then where the backlog's time went, from the workers' own ``/metrics``: the share of their wall
+   time spent in the engine (``engine_share``; the rest is decoding, answering, merging and Kafka),
+   the engine's milliseconds per input event by trigger kind, and the match and revoke events
+   emitted per input event. The backlog's time includes the workers' start-up, as the rate's does.
 4. Latency: ``latency-events`` more events are published at half the sustained rate; for each match
    event, latency is the time it was read back minus the time its trigger event was published, and
    the worker's part of it ends at the event's ``emitted_at`` (the rest is the output topic's way to
    a reader: the producer's linger, the broker, the reader's fetch).
-   Where the backlog's time went, from the workers' own ``/metrics`` once it is processed: the share
-   of the workers' wall time spent in the engine (``engine_share``; the rest is decoding, answering,
-   merging and Kafka), the engine's milliseconds per input event by trigger kind, and the match and
-   revoke events emitted per input event.
 5. Recovery: every worker is stopped (SIGTERM) and as many started again on the same book: the seconds
    until all are ready again (tables recovered, shards rebuilt), and the longest a new worker left
    ``/health`` unanswered once it had answered (its event loop held by one long computation).
