@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -39,16 +38,18 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from matcher.market import Market
-from streams.harness import health_until_ready, http_get
+from streams.harness import MetricSamples, health_until_ready, metric_total, scrape_metrics
 from streams.kafka_io import ensure_topics, partition_count
 from streams.localkafka import LocalKafka
 from streams.replay import publish_log, record_of
 from streams.service import public_topics
 from streams.settings import Settings
 from streams.supervision import Deployment, WorkerProcess
+
+ENGINE_SECONDS = "patentmatch_engine_seconds_sum"
+EMITTED = ("patentmatch_matches_total", "patentmatch_revocations_total")
 
 
 async def passthrough(bootstrap: str, topics: list[str], total: int) -> float:
@@ -98,29 +99,19 @@ async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
         await admin.close()
 
 
-async def backlog_totals(workers: list[WorkerProcess]) -> dict[str, float]:
-    """The workers' counters summed: engine seconds per trigger kind (``engine:<kind>``), and the match
-    and revoke events they emitted (``emitted``)."""
-    totals: dict[str, float] = defaultdict(float)
-    for worker in workers:
-        status, page = await asyncio.to_thread(http_get, worker, "/metrics")
-        if status != 200:
-            raise RuntimeError(f"/metrics of pid {worker.process.pid} answered {status}")
-        for family in text_string_to_metric_families(page):
-            for sample in family.samples:
-                if sample.name == "patentmatch_engine_seconds_sum":
-                    totals[f"engine:{sample.labels['trigger']}"] += sample.value
-                elif sample.name in ("patentmatch_matches_total", "patentmatch_revocations_total"):
-                    totals["emitted"] += sample.value
-    return totals
-
-
-def backlog_split(totals: dict[str, float], *, size: int, workers: int, seconds: float) -> dict[str, Any]:
-    engine = {key.removeprefix("engine:"): value for key, value in totals.items() if key.startswith("engine:")}
+def backlog_split(pages: list[MetricSamples], *, size: int, seconds: float) -> dict[str, Any]:
+    """From the workers' ``/metrics`` after the backlog: the engine's share of their wall time, its
+    milliseconds per input event by trigger kind, and the match and revoke events per input event."""
+    engine: dict[str, float] = {}
+    for (name, labels), value in (sample for page in pages for sample in page.items()):
+        if name == ENGINE_SECONDS:
+            kind = dict(labels)["trigger"]
+            engine[kind] = engine.get(kind, 0.0) + value
+    emitted = sum(metric_total(page, name) for page in pages for name in EMITTED)
     return {
-        "engine_share": round(sum(engine.values()) / (workers * seconds), 3),
+        "engine_share": round(sum(engine.values()) / (len(pages) * seconds), 3),
         "engine_ms_per_event": {kind: round(1000 * value / size, 3) for kind, value in sorted(engine.items())},
-        "match_events_per_event": round(totals.get("emitted", 0.0) / size, 2),
+        "match_events_per_event": round(emitted / size, 2),
     }
 
 
@@ -153,7 +144,8 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
         backlog_s = time.perf_counter() - started
         service_rate = size / backlog_s
         print(f"service {service_rate:.0f} events/s on the backlog", file=sys.stderr)
-        split = backlog_split(await backlog_totals(started_workers), size=size, workers=workers, seconds=backlog_s)
+        pages = [await scrape_metrics(worker) for worker in started_workers]
+        split = backlog_split(pages, size=size, seconds=backlog_s)
         latencies, in_worker = await latency(deployment, later, rate=service_rate / 2)
         ready_s, silence_s = await recovery(deployment, started_workers)
     finally:

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 
 from matcher.candidates import Candidate
 from matcher.market import to_event
@@ -38,6 +39,27 @@ def http_get(worker: WorkerProcess, path: str) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+MetricSamples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+"""A worker's ``/metrics`` page: (sample name, its labels) → value."""
+
+
+async def scrape_metrics(worker: WorkerProcess) -> MetricSamples:
+    status, text = await asyncio.to_thread(http_get, worker, "/metrics")
+    if status != 200:
+        raise RuntimeError(f"/metrics of pid {worker.process.pid} answered {status}")
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def metric_total(samples: MetricSamples, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples whose labels include ``labels``."""
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
 
 
 async def readiness(worker: WorkerProcess) -> tuple[int, str]:

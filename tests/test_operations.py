@@ -7,8 +7,6 @@ import time
 import urllib.error
 from collections import Counter
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from matcher import Engine
 from matcher.market import Market
 from schemas import BuyerDemand, PatentOffer
@@ -19,40 +17,27 @@ from streams.harness import (
     market_events,
     market_records,
     matches,
+    metric_total,
     prepare,
     publish,
     readiness,
+    scrape_metrics,
     settle_on_oracle,
 )
 from streams.supervision import Deployment, WorkerProcess
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-async def scrape(worker: WorkerProcess) -> Samples:
-    status, text = await asyncio.to_thread(http_get, worker, "/metrics")
-    assert status == 200
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 async def ready(worker: WorkerProcess) -> bool:
     return (await readiness(worker))[0] == 200
 
 
-def total(samples: Samples, name: str, **labels: str) -> float:
-    wanted = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
-
-
 async def test_metrics_count_what_the_worker_did_and_ready_waits_for_recovery(deployment: Deployment) -> None:
     await prepare(deployment)
     worker = deployment.start_worker()
     await eventually(lambda: ready(worker), timeout_s=120, dep=deployment)
-    assert total(await scrape(worker), "patentmatch_broker_up") == 1, "ready, so the brokers have answered"
+    assert metric_total(await scrape_metrics(worker), "patentmatch_broker_up") == 1, (
+        "ready, so the brokers have answered"
+    )
     documents = Market(5).lifecycle(300, expiring=0.1)
     events = market_events(documents)
     t = deployment.topics
@@ -68,39 +53,42 @@ async def test_metrics_count_what_the_worker_did_and_ready_waits_for_recovery(de
     applied = len(events) * deployment.shards
 
     async def every_event_applied() -> bool:
-        return total(await scrape(worker), "patentmatch_engine_seconds_count") == applied
+        return metric_total(await scrape_metrics(worker), "patentmatch_engine_seconds_count") == applied
 
     await eventually(every_event_applied, timeout_s=60, dep=deployment)
-    samples = await scrape(worker)
+    samples = await scrape_metrics(worker)
     emitted = await matches(deployment)
 
     for (topic, outcome), count in outcomes.items():
-        assert total(samples, "patentmatch_events_total", topic=topic, outcome=outcome) == count, (topic, outcome)
-    assert total(samples, "patentmatch_events_total", topic=t.offers, outcome="dead_lettered") == 1
+        assert metric_total(samples, "patentmatch_events_total", topic=topic, outcome=outcome) == count, (
+            topic,
+            outcome,
+        )
+    assert metric_total(samples, "patentmatch_events_total", topic=t.offers, outcome="dead_lettered") == 1
     assert (
-        total(samples, "patentmatch_dead_letters_total")
-        == total(samples, "patentmatch_dead_letters_total", error_kind="decode")
+        metric_total(samples, "patentmatch_dead_letters_total")
+        == metric_total(samples, "patentmatch_dead_letters_total", error_kind="decode")
         == 1
     )
     for kind, count in Counter(e["kind"] for e in emitted if e["type"] == "match").items():
-        assert total(samples, "patentmatch_matches_total", kind=kind) == count
+        assert metric_total(samples, "patentmatch_matches_total", kind=kind) == count
     for (kind, reason), count in Counter((e["kind"], e["reason"]) for e in emitted if e["type"] == "revoke").items():
-        assert total(samples, "patentmatch_revocations_total", kind=kind, reason=reason) == count
-    assert total(samples, "patentmatch_event_to_match_seconds_count") == len(emitted)
-    assert total(samples, "patentmatch_record_age_seconds_count", stage="validate") == len(events) + 1
-    assert total(samples, "patentmatch_record_age_seconds_count", stage="shard") == applied
-    assert total(samples, "patentmatch_record_age_seconds_count", stage="merge") > 0
-    assert total(samples, "patentmatch_record_age_seconds_sum") > 0
-    assert total(samples, "patentmatch_trigger_candidates_count") == applied
-    assert total(samples, "patentmatch_trigger_candidates_sum") > 0
+        assert metric_total(samples, "patentmatch_revocations_total", kind=kind, reason=reason) == count
+    assert metric_total(samples, "patentmatch_event_to_match_seconds_count") == len(emitted)
+    assert metric_total(samples, "patentmatch_record_age_seconds_count", stage="validate") == len(events) + 1
+    assert metric_total(samples, "patentmatch_record_age_seconds_count", stage="shard") == applied
+    assert metric_total(samples, "patentmatch_record_age_seconds_count", stage="merge") > 0
+    assert metric_total(samples, "patentmatch_record_age_seconds_sum") > 0
+    assert metric_total(samples, "patentmatch_trigger_candidates_count") == applied
+    assert metric_total(samples, "patentmatch_trigger_candidates_sum") > 0
     sizes = engine.sizes()
-    assert total(samples, "patentmatch_book_entries", side="offers") == sizes["offers"]
-    assert total(samples, "patentmatch_book_entries", shard="0", side="buyer_demands") == sizes["buyer_demands"]
-    assert total(samples, "patentmatch_rebuild_seconds_count", stage="shard") == deployment.shards
-    assert total(samples, "patentmatch_rebuild_seconds_count", stage="merger") == deployment.merge_partitions
-    assert total(samples, "patentmatch_consumer_lag") == 0
+    assert metric_total(samples, "patentmatch_book_entries", side="offers") == sizes["offers"]
+    assert metric_total(samples, "patentmatch_book_entries", shard="0", side="buyer_demands") == sizes["buyer_demands"]
+    assert metric_total(samples, "patentmatch_rebuild_seconds_count", stage="shard") == deployment.shards
+    assert metric_total(samples, "patentmatch_rebuild_seconds_count", stage="merger") == deployment.merge_partitions
+    assert metric_total(samples, "patentmatch_consumer_lag") == 0
     assert {ls for (n, ls) in samples if n == "patentmatch_consumer_lag"}, "lag is reported per partition"
-    assert total(samples, "patentmatch_ready") == 1
+    assert metric_total(samples, "patentmatch_ready") == 1
 
     # A restarted worker answers /health at once, but /ready only once the book is recovered.
     worker.stop()
@@ -120,9 +108,9 @@ async def test_metrics_count_what_the_worker_did_and_ready_waits_for_recovery(de
     assert seen and seen[-1][0] == 200, seen[-3:]
     assert seen[0][0] == 503 and '"reasons":["' in seen[0][1].replace(" ", ""), seen[0]
     assert (await asyncio.to_thread(http_get, restarted, "/health"))[0] == 200
-    recovered = await scrape(restarted)
-    assert total(recovered, "patentmatch_rebuild_seconds_count", stage="shard") == deployment.shards
-    assert total(recovered, "patentmatch_book_entries", side="offers") == sizes["offers"]
+    recovered = await scrape_metrics(restarted)
+    assert metric_total(recovered, "patentmatch_rebuild_seconds_count", stage="shard") == deployment.shards
+    assert metric_total(recovered, "patentmatch_book_entries", side="offers") == sizes["offers"]
 
 
 async def test_a_deployment_leaves_no_files_behind(kafka_bootstrap: str) -> None:
@@ -152,7 +140,7 @@ async def test_a_worker_answers_health_while_it_rebuilds_its_shards(deployment: 
     await publish(deployment, await market_records(deployment, documents))
 
     async def every_event_applied() -> bool:
-        applied = total(await scrape(worker), "patentmatch_engine_seconds_count")
+        applied = metric_total(await scrape_metrics(worker), "patentmatch_engine_seconds_count")
         return applied == len(documents) * deployment.shards
 
     await eventually(every_event_applied, timeout_s=300, dep=deployment)
@@ -160,6 +148,6 @@ async def test_a_worker_answers_health_while_it_rebuilds_its_shards(deployment: 
     restarted = deployment.start_worker()
 
     _, longest_silence = await health_until_ready(restarted, timeout_s=180)
-    rebuild_s = total(await scrape(restarted), "patentmatch_rebuild_seconds_sum", stage="shard")
+    rebuild_s = metric_total(await scrape_metrics(restarted), "patentmatch_rebuild_seconds_sum", stage="shard")
     assert rebuild_s > 2.0, "the book must take a while to rebuild, or this test shows nothing"
     assert longest_silence < 1.5, (longest_silence, rebuild_s)
