@@ -6,11 +6,11 @@
 One :class:`ShardStage` holding every shard and one :class:`Merger`, over plain dicts, apply a
 generated log as a worker does: each event to every shard, then every ``answer-every`` events the
 shards' answers are bundled, received by the merger and announced. ``--gc`` sets the collector:
-Python's defaults, the worker's thresholds alone (:data:`streams.worker.GC_THRESHOLDS`), or everything
-the worker does (:func:`streams.worker.tune_gc`, which also freezes what survives a full collection).
+Python's defaults, the worker's thresholds alone (:data:`streams.gc_tuning.GC_THRESHOLDS`), or
+everything the worker does (:func:`streams.gc_tuning.tune_gc`, which also freezes long-lived objects).
 
-Prints one JSON object: events/s, milliseconds per event in each step, RSS growth per event, and the
-count, total and longest pause of full garbage collections.
+Prints one JSON object: events/s, milliseconds per event in each step, RSS growth per event, and for
+each generation of garbage collection (0, 1, 2: full) the count, total and longest pause.
 
 ``--market listings`` is the backlog of ``bench.e2e`` (``Market(100).listings``: a book that grows with
 every event); ``churn`` is the market of ``bench.reliability``'s load scenario (``Market(59).churn``:
@@ -33,29 +33,13 @@ from bench.engine import rss_bytes
 from matcher import MatchingConfig
 from matcher.market import Market
 from matcher.text import default_analyzer
+from streams.gc_tuning import GC_THRESHOLDS, CollectionPauses, tune_gc
 from streams.harness import shard_log
 from streams.merging import Merger
 from streams.sharding import ShardStage, bundle_answers, split_bundle
-from streams.worker import GC_THRESHOLDS, tune_gc
 
 SHARDS = 2
 MERGE_PARTITIONS = 4
-
-
-class FullCollections:
-    """Pauses of full (generation 2) collections, from ``gc.callbacks``."""
-
-    def __init__(self) -> None:
-        self.pauses: list[float] = []
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if info["generation"] != 2:
-            return
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.pauses.append(time.perf_counter() - self._started)
 
 
 MARKETS: dict[str, Callable[[int], list[dict[str, Any]]]] = {
@@ -77,7 +61,8 @@ def run(size: int, answer_every: int, collector: str, market: str = "listings") 
         gc.set_threshold(*GC_THRESHOLDS)
     elif collector == "worker":
         tune_gc()
-    collections = FullCollections()
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    collections = CollectionPauses(lambda generation, seconds: pauses[generation].append(seconds))
     gc.callbacks.append(collections)
     seconds: Counter[str] = Counter()
     answers = announced = 0
@@ -120,9 +105,9 @@ def run(size: int, answer_every: int, collector: str, market: str = "listings") 
         "answers_per_event": round(answers / size, 2),
         "match_events_per_event": round(announced / size, 2),
         "rss_kb_per_event": round((rss_bytes() - rss_before) / 1024 / size, 1),
-        "full_collections": len(collections.pauses),
-        "full_collection_s": round(sum(collections.pauses), 2),
-        "longest_full_collection_ms": round(1000 * max(collections.pauses, default=0.0), 1),
+        "collections": [len(pauses[generation]) for generation in range(3)],
+        "collection_s": [round(sum(pauses[generation]), 2) for generation in range(3)],
+        "longest_collection_ms": [round(1000 * max(pauses[generation], default=0.0), 1) for generation in range(3)],
     }
 
 

@@ -12,13 +12,29 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["ServiceMetrics"]
+__all__ = ["GC_PAUSES", "ServiceMetrics", "observe_gc_pause"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400)
 ENGINE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 CANDIDATE_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 BOOK_SIDES = ("offers", "buyer_demands", "financier_demands", "financing_requests")
 REBUILD_BUCKETS = (0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+GC_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+GC_PAUSES = Histogram(
+    "patentmatch_gc_pause_seconds",
+    "Garbage collections of this process and how long each paused it, by generation (2: full)",
+    ["generation"],
+    buckets=GC_BUCKETS,
+    registry=None,
+)
+"""The process's own, not an app's: every app's registry exports it (:class:`ServiceMetrics`)."""
+_GC_PAUSES_BY_GENERATION = [GC_PAUSES.labels(str(generation)) for generation in range(3)]
+
+
+def observe_gc_pause(generation: int, seconds: float) -> None:
+    """For :func:`streams.gc_tuning.tune_gc`: one collection of ``generation`` took ``seconds``."""
+    _GC_PAUSES_BY_GENERATION[generation].observe(seconds)
 
 
 class ServiceMetrics:
@@ -91,6 +107,7 @@ class ServiceMetrics:
         )
         self.ready = Gauge("patentmatch_ready", "1 when the worker is recovered, assigned and consuming", registry=r)
         self.broker_up = Gauge("patentmatch_broker_up", "1 when the brokers answered the last probe", registry=r)
+        r.register(GC_PAUSES)
 
     def dead_lettered(self, topic: str, error_kind: str) -> None:
         self.events.labels(topic, "dead_lettered").inc()

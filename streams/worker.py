@@ -11,7 +11,6 @@ kinds, offsets) — never an event's payload.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import sys
 from collections import Counter
@@ -20,18 +19,13 @@ from typing import Any
 import faust
 from aiokafka.errors import KafkaError
 
+from streams.gc_tuning import tune_gc
 from streams.kafka_io import ensure_topics
+from streams.metrics import observe_gc_pause
 from streams.service import build_app, internal_topics, public_topics
 from streams.settings import Settings
 
-__all__ = [
-    "FrozenSurvivors",
-    "RepeatsCollapsed",
-    "collapse_repeated_client_errors",
-    "json_logging_config",
-    "run_worker",
-    "tune_gc",
-]
+__all__ = ["RepeatsCollapsed", "collapse_repeated_client_errors", "json_logging_config", "run_worker"]
 
 
 def json_logging_config(level: str = "INFO") -> dict[str, Any]:
@@ -90,51 +84,6 @@ def collapse_repeated_client_errors(window_s: float = 10.0) -> None:
             logger.addFilter(repeats)
 
 
-GC_THRESHOLDS = (700, 10, 100)
-"""Python's defaults are (700, 10, 10). A full collection walks every object of a heap of millions (the
-book, the indexes, the emitted matches): in bench.e2e at 20k, 28% of the worker's CPU went to them.
-Ten times fewer full collections; the young generations, where the cycles asyncio and aiokafka make
-die, are collected as often as before. A larger first threshold measured fewer collections still but
-an RSS that kept rising in tests/test_load.py's churning market."""
-
-RESCAN_EVERY = 50
-"""One full collection in this many examines the whole heap again (see :class:`FrozenSurvivors`)."""
-
-
-class FrozenSurvivors:
-    """A gc callback: after a full collection, freeze what survived it (``gc.freeze``), so that later
-    collections skip the objects that have already proved long-lived.
-
-    A full collection of a worker's heap is one long pause, growing with the book: about a second for
-    the ~1M objects of the shard and merger state at a 20k book. ``python -m bench.pipeline --size
-    20000``: full collections took 1.65 s in all instead of 8.18 s (``--gc thresholds``), the longest
-    160 ms instead of 1,022 ms. Frozen objects are still freed by reference counting; only a cycle
-    among them would outlive its use, and none was found (that pipeline, unfrozen at the end, left no
-    cyclic garbage to collect). Every :data:`RESCAN_EVERY`-th full collection unfreezes instead, so the next
-    one examines everything and any such cycle is collected after all."""
-
-    def __init__(self, rescan_every: int = RESCAN_EVERY) -> None:
-        self.rescan_every = rescan_every
-        self.full_collections = 0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase != "stop" or info["generation"] != 2:
-            return
-        self.full_collections += 1
-        if self.full_collections % self.rescan_every == 0:
-            gc.unfreeze()
-        else:
-            gc.freeze()
-
-
-def tune_gc() -> None:
-    """The worker's collector: fewer full collections (:data:`GC_THRESHOLDS`), over young objects
-    only (:class:`FrozenSurvivors`)."""
-    gc.set_threshold(*GC_THRESHOLDS)
-    if not any(isinstance(callback, FrozenSurvivors) for callback in gc.callbacks):
-        gc.callbacks.append(FrozenSurvivors())
-
-
 def run_worker(settings: Settings, bootstrap: str) -> None:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -152,7 +101,7 @@ def run_worker(settings: Settings, bootstrap: str) -> None:
             f"patentmatch worker: cannot set up its topics on {bootstrap}{user} ({settings.security.protocol}): {exc}"
         )
     app = build_app(settings, bootstrap)
-    tune_gc()
+    tune_gc(observe_gc_pause)
     collapse_repeated_client_errors()
     logging_config = None if sys.stdout.isatty() else json_logging_config(settings.log_level)
     worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, quiet=True, logging_config=logging_config)

@@ -1,5 +1,5 @@
-"""The worker's collector: long-lived objects are frozen after each full collection, and a cycle among
-them is still collected by the periodic rescan."""
+"""The worker's collector: what survives a generation-1 collection is frozen, so full collections stop
+walking the book, and a cycle among frozen objects is still collected by the periodic rescan."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.worker import FrozenSurvivors
+from streams.gc_tuning import CollectionPauses, FrozenSurvivors
 
 
 class Node:
@@ -30,12 +30,13 @@ def survivors() -> Iterator[FrozenSurvivors]:
         gc.collect()
 
 
-def test_what_survives_a_full_collection_is_frozen(survivors: FrozenSurvivors) -> None:
+def test_what_survives_a_generation_1_collection_is_frozen(survivors: FrozenSurvivors) -> None:
     before = gc.get_freeze_count()
     kept = [[i] for i in range(1000)]
-    gc.collect()
-    assert survivors.full_collections == 1
+    gc.collect(1)
+    assert survivors.young_collections == 1
     assert gc.get_freeze_count() >= before + len(kept)
+    assert gc.get_count()[2] == 0, "freezing resets the count that would trigger a full collection"
     gc.collect(0)
     assert gc.get_freeze_count() >= before + len(kept), "young collections leave frozen objects alone"
 
@@ -44,10 +45,27 @@ def test_a_cycle_among_frozen_objects_is_collected_at_the_rescan(survivors: Froz
     a, b = Node(), Node()
     a.other, b.other = b, a
     gone = weakref.ref(a)
-    gc.collect()  # 1st full collection: the cycle survives it, and is frozen
+    gc.collect(1)  # 1st generation-1 collection: the cycle survives it, and is frozen
     del a, b
-    gc.collect()  # 2nd: frozen, so not examined
+    gc.collect(1)  # 2nd: frozen, so not examined
     assert gone() is not None
-    gc.collect()  # 3rd: unfreezes everything
-    gc.collect()  # 4th: examines the whole heap
+    gc.collect(1)  # 3rd: unfreezes everything, and nothing is frozen until the next full collection
+    assert survivors.rescanning and gc.get_freeze_count() == 0
+    gc.collect(1)
+    assert gone() is not None, "the cycle now sits in the oldest generation, which only a full collection walks"
+    gc.collect()
     assert gone() is None
+    assert not survivors.rescanning and gc.get_freeze_count() > 0, "freezing resumes after the full collection"
+
+
+def test_each_collection_is_timed_by_generation() -> None:
+    pauses: list[tuple[int, float]] = []
+    timer = CollectionPauses(lambda generation, seconds: pauses.append((generation, seconds)))
+    gc.callbacks.append(timer)
+    try:
+        gc.collect(0)
+        gc.collect(2)
+    finally:
+        gc.callbacks.remove(timer)
+    assert {generation for generation, _ in pauses} >= {0, 2}
+    assert all(0 <= seconds < 10 for _, seconds in pauses)
