@@ -16,7 +16,9 @@ of a bare aiokafka consume → parse → produce on the same broker, and event-t
 4. Latency: ``latency-events`` more events are published at half the sustained rate; for each match
    event, latency is the time it was read back minus the time its trigger event was published, and
    the worker's part of it ends at the event's ``emitted_at`` (the rest is the output topic's way to
-   a reader: the producer's linger, the broker, the reader's fetch).
+   a reader: the producer's linger, the broker, the reader's fetch). From the workers' ``/metrics``
+   over this phase: each stage's p50 and p99 record age (the wait before that hop, interpolated in
+   the histogram's buckets), and the time the workers spent paused in garbage collections.
 5. Recovery: every worker is stopped (SIGTERM) and as many started again on the same book: the seconds
    until all are ready again (tables recovered, shards rebuilt), and the longest a new worker left
    ``/health`` unanswered once it had answered (its event loop held by one long computation).
@@ -50,6 +52,8 @@ from streams.supervision import Deployment, WorkerProcess
 
 ENGINE_SECONDS = "patentmatch_engine_seconds_sum"
 EMITTED = ("patentmatch_matches_total", "patentmatch_revocations_total")
+RECORD_AGE = "patentmatch_record_age_seconds"
+GC_PAUSES = "patentmatch_gc_pause_seconds"
 
 
 async def passthrough(bootstrap: str, topics: list[str], total: int) -> float:
@@ -115,6 +119,51 @@ def backlog_split(pages: list[MetricSamples], *, size: int, seconds: float) -> d
     }
 
 
+def bucket_quantile(buckets: dict[float, float], q: float) -> float:
+    """The ``q`` quantile of a histogram's cumulative ``buckets`` (upper bound → count), interpolated
+    linearly within its bucket as Prometheus's ``histogram_quantile`` does."""
+    bounds = sorted(buckets)
+    rank = q * buckets[bounds[-1]]
+    lower, below = 0.0, 0.0
+    for bound in bounds:
+        if buckets[bound] >= rank:
+            if bound == float("inf"):
+                return lower
+            inside = buckets[bound] - below
+            return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)
+        lower, below = bound, buckets[bound]
+    return lower
+
+
+def latency_split(before: list[MetricSamples], after: list[MetricSamples]) -> dict[str, Any]:
+    """What happened in the workers between two scrapes of each: per stage, the p50 and p99 age of the
+    records it took (from the record's timestamp on its topic, so each hop's own wait), and the
+    garbage collections' pauses (all generations, then the full ones alone)."""
+    ages: dict[str, dict[float, float]] = {}
+    for page_before, page_after in zip(before, after, strict=True):
+        for (name, labels), value in page_after.items():
+            if name == RECORD_AGE + "_bucket":
+                fields = dict(labels)
+                stage = ages.setdefault(fields["stage"], {})
+                bound = float(fields["le"])
+                stage[bound] = stage.get(bound, 0.0) + value - page_before.get((name, labels), 0.0)
+
+    def delta(name: str, **labels: str) -> float:
+        pairs = zip(before, after, strict=True)
+        return sum(metric_total(a, name, **labels) - metric_total(b, name, **labels) for b, a in pairs)
+
+    return {
+        "latency_record_age_ms": {
+            stage: [round(1000 * bucket_quantile(buckets, q), 1) for q in (0.5, 0.99)]
+            for stage, buckets in sorted(ages.items())
+            if buckets[float("inf")] > 0
+        },
+        "latency_gc_pause_s": round(delta(GC_PAUSES + "_sum"), 2),
+        "latency_full_collections": int(delta(GC_PAUSES + "_count", generation="2")),
+        "latency_full_collection_s": round(delta(GC_PAUSES + "_sum", generation="2"), 2),
+    }
+
+
 async def measure(bootstrap: str, size: int, latency_events: int, workers: int) -> dict[str, Any]:
     market = Market(100)
     backlog = market.listings(size, expiring=0.0)
@@ -146,7 +195,9 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
         print(f"service {service_rate:.0f} events/s on the backlog", file=sys.stderr)
         pages = [await scrape_metrics(worker) for worker in started_workers]
         split = backlog_split(pages, size=size, seconds=backlog_s)
+        before = [await scrape_metrics(worker) for worker in started_workers]
         latencies, in_worker = await latency(deployment, later, rate=service_rate / 2)
+        during = latency_split(before, [await scrape_metrics(worker) for worker in started_workers])
         ready_s, silence_s = await recovery(deployment, started_workers)
     finally:
         deployment.stop_all()
@@ -164,6 +215,7 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
         "latency_p99_ms": round(float(np.percentile(latencies, 99)), 1) if latencies else None,
         "latency_until_emitted_p50_ms": round(float(np.percentile(in_worker, 50)), 1) if in_worker else None,
         "latency_until_emitted_p99_ms": round(float(np.percentile(in_worker, 99)), 1) if in_worker else None,
+        **during,
         "recovery_ready_s": round(ready_s, 1),
         "recovery_longest_health_silence_s": round(silence_s, 2),
     }
