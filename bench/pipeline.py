@@ -24,7 +24,7 @@ import argparse
 import gc
 import json
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -64,7 +64,7 @@ def run(size: int, answer_every: int, collector: str, market: str = "listings") 
     pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
     collections = CollectionPauses(lambda generation, seconds: pauses[generation].append(seconds))
     gc.callbacks.append(collections)
-    seconds: Counter[str] = Counter()
+    seconds: defaultdict[str, float] = defaultdict(float)
     answers = announced = 0
     rss_before = rss_bytes()
     started = time.perf_counter()

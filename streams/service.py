@@ -120,7 +120,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         topic_replication_factor=1,
         producer_acks=-1,
         # Answers and table values are several KB: batch them (the default is one 16 KB batch, no wait).
-        producer_linger=0.005,
+        producer_linger=settings.producer_linger_s,
         producer_max_batch_size=1024 * 1024,
         # The answers and their changelog are most of what the worker writes, several KB of JSON per
         # answer: in bench.e2e at 20k, about 1.6 GB each uncompressed, and the worker waiting on the
