@@ -9,8 +9,9 @@ shards' answers are bundled, received by the merger and announced. ``--gc`` sets
 Python's defaults, the worker's thresholds alone (:data:`streams.gc_tuning.GC_THRESHOLDS`), or
 everything the worker does (:func:`streams.gc_tuning.tune_gc`, which also freezes long-lived objects).
 
-Prints one JSON object: events/s, milliseconds per event in each step, RSS growth per event, and for
-each generation of garbage collection (0, 1, 2: full) the count, total and longest pause.
+Prints one JSON object: events/s, milliseconds per event in each step, RSS growth per event, a batch's
+milliseconds from its first event's apply to its announcement (p50, p99, and p99 per match event), and
+for each generation of garbage collection (0, 1, 2: full) the count, total and longest pause.
 
 ``--market listings`` is the backlog of ``bench.e2e`` (``Market(100).listings``: a book that grows with
 every event); ``churn`` is the market of ``bench.reliability``'s load scenario (``Market(59).churn``:
@@ -28,6 +29,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
 
 from bench.engine import rss_bytes
 from matcher import MatchingConfig
@@ -66,9 +69,12 @@ def run(size: int, answer_every: int, collector: str, market: str = "listings") 
     gc.callbacks.append(collections)
     seconds: defaultdict[str, float] = defaultdict(float)
     answers = announced = 0
+    batches: list[tuple[float, int]] = []
+    """Each batch's seconds, from its first event's apply to its announcement, and its match events."""
     rss_before = rss_bytes()
     started = time.perf_counter()
     try:
+        batch_began = time.perf_counter()
         for offset, (key, value) in enumerate(log):
             began = time.perf_counter()
             for shard in range(SHARDS):
@@ -91,6 +97,8 @@ def run(size: int, answer_every: int, collector: str, market: str = "listings") 
             events = merger.take_events(emitted_at=datetime.now(UTC))
             seconds["merge_announce"] += time.perf_counter() - began
             announced += len(events)
+            batches.append((time.perf_counter() - batch_began, len(events)))
+            batch_began = time.perf_counter()
         elapsed = time.perf_counter() - started
     finally:
         gc.callbacks.remove(collections)
@@ -105,9 +113,25 @@ def run(size: int, answer_every: int, collector: str, market: str = "listings") 
         "answers_per_event": round(answers / size, 2),
         "match_events_per_event": round(announced / size, 2),
         "rss_kb_per_event": round((rss_bytes() - rss_before) / 1024 / size, 1),
+        **batch_times(batches),
         "collections": [len(pauses[generation]) for generation in range(3)],
         "collection_s": [round(sum(pauses[generation]), 2) for generation in range(3)],
         "longest_collection_ms": [round(1000 * max(pauses[generation], default=0.0), 1) for generation in range(3)],
+    }
+
+
+def batch_times(batches: list[tuple[float, int]]) -> dict[str, float]:
+    """p50 and p99 of the batches' milliseconds, and the p99 weighted by match events: a heavy batch
+    (an offer entering a hundred seekers' top K) counts once per match event that waited for it, as it
+    does in ``bench.e2e``'s latency, which is taken per match event."""
+    milliseconds = np.array([1000 * s for s, _ in batches])
+    weights = np.array([n for _, n in batches])
+    return {
+        "batch_p50_ms": round(float(np.percentile(milliseconds, 50)), 2),
+        "batch_p99_ms": round(float(np.percentile(milliseconds, 99)), 2),
+        "per_match_event_batch_p99_ms": round(float(np.percentile(np.repeat(milliseconds, weights), 99)), 2)
+        if weights.sum()
+        else 0.0,
     }
 
 
