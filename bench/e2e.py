@@ -10,9 +10,10 @@ of a bare aiokafka consume → parse → produce on the same broker, and event-t
    least the worker count, so that each has a shard); the sustained rate is the backlog over the time
    until the consumer group has committed the end of every topic it reads (input, shard log, answers).
    Then where the backlog's time went, from the workers' own ``/metrics``: the share of their wall
-   time spent in the engine (``engine_share``; the rest is decoding, answering, merging and Kafka),
-   the engine's milliseconds per input event by trigger kind, and the match and revoke events
-   emitted per input event. The backlog's time includes the workers' start-up, as the rate's does.
+   time spent in the engine (``engine_share``; the rest is decoding, answering, merging and Kafka) and
+   paused by garbage collection (``gc_share``), the engine's milliseconds per input event by trigger
+   kind, and the match and revoke events emitted per input event. The backlog's time includes the
+   workers' start-up, as the rate's does.
 4. Latency: ``latency-events`` more events are published at half the sustained rate; for each match
    event, latency is the time it was read back minus the time its trigger event was published, and
    the worker's part of it ends at the event's ``emitted_at`` (the rest is the output topic's way to
@@ -104,16 +105,19 @@ async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
 
 
 def backlog_split(pages: list[MetricSamples], *, size: int, seconds: float) -> dict[str, Any]:
-    """From the workers' ``/metrics`` after the backlog: the engine's share of their wall time, its
-    milliseconds per input event by trigger kind, and the match and revoke events per input event."""
+    """From the workers' ``/metrics`` after the backlog: the engine's and garbage collection's shares of
+    their wall time, the engine's milliseconds per input event by trigger kind, and the match and revoke
+    events per input event."""
     engine: dict[str, float] = {}
     for (name, labels), value in (sample for page in pages for sample in page.items()):
         if name == ENGINE_SECONDS:
             kind = dict(labels)["trigger"]
             engine[kind] = engine.get(kind, 0.0) + value
     emitted = sum(metric_total(page, name) for page in pages for name in EMITTED)
+    paused = sum(metric_total(page, GC_PAUSES + "_sum") for page in pages)
     return {
         "engine_share": round(sum(engine.values()) / (len(pages) * seconds), 3),
+        "gc_share": round(paused / (len(pages) * seconds), 3),
         "engine_ms_per_event": {kind: round(1000 * value / size, 3) for kind, value in sorted(engine.items())},
         "match_events_per_event": round(emitted / size, 2),
     }
