@@ -7,12 +7,16 @@ each metric with what it tells an operator; a test checks the dashboard uses onl
 
 from __future__ import annotations
 
+import bisect
 import contextlib
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
-__all__ = ["GC_PAUSES", "ServiceMetrics", "observe_gc_pause"]
+__all__ = ["GC_PAUSES", "GcPauses", "ServiceMetrics"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600, 86400)
 ENGINE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
@@ -21,20 +25,39 @@ BOOK_SIDES = ("offers", "buyer_demands", "financier_demands", "financing_request
 REBUILD_BUCKETS = (0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 GC_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
-GC_PAUSES = Histogram(
-    "patentmatch_gc_pause_seconds",
-    "Garbage collections of this process and how long each paused it, by generation (2: full)",
-    ["generation"],
-    buckets=GC_BUCKETS,
-    registry=None,
-)
-"""The process's own, not an app's: every app's registry exports it (:class:`ServiceMetrics`)."""
-_GC_PAUSES_BY_GENERATION = [GC_PAUSES.labels(str(generation)) for generation in range(3)]
+
+class GcPauses:
+    """This process's garbage collections and how long each paused it, by generation, as a Prometheus
+    histogram. It is fed from a gc callback, which runs wherever an allocation triggered a collection:
+    there it must not take a lock the interrupted code may hold, so it keeps plain counts instead of a
+    ``prometheus_client`` metric (whose every update takes its value's lock)."""
+
+    name = "patentmatch_gc_pause_seconds"
+
+    def __init__(self, buckets: Sequence[float] = GC_BUCKETS) -> None:
+        self.bounds = list(buckets)
+        self.counts = [[0] * (len(self.bounds) + 1) for _ in range(3)]
+        """Per generation, collections per bucket (the last: above every bound), not cumulative."""
+        self.sums = [0.0, 0.0, 0.0]
+
+    def observe(self, generation: int, seconds: float) -> None:
+        self.counts[generation][bisect.bisect_left(self.bounds, seconds)] += 1
+        self.sums[generation] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        help_text = "Garbage collections of this process and how long each paused it, by generation (2: full)"
+        family = HistogramMetricFamily(self.name, help_text, labels=["generation"])
+        for generation, counts in enumerate(self.counts):
+            cumulative = list(itertools.accumulate(counts))
+            bounds = [*map(floatToGoString, self.bounds), "+Inf"]
+            family.add_metric([str(generation)], [(b, float(n)) for b, n in zip(bounds, cumulative, strict=True)],
+                              self.sums[generation])  # fmt: skip
+        yield family
 
 
-def observe_gc_pause(generation: int, seconds: float) -> None:
-    """For :func:`streams.gc_tuning.tune_gc`: one collection of ``generation`` took ``seconds``."""
-    _GC_PAUSES_BY_GENERATION[generation].observe(seconds)
+GC_PAUSES = GcPauses()
+"""The process's own, not an app's: every app's registry exports it (:class:`ServiceMetrics`), and
+:func:`streams.gc_tuning.tune_gc` feeds it (``tune_gc(GC_PAUSES.observe)``)."""
 
 
 class ServiceMetrics:

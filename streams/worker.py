@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 
 from streams.gc_tuning import tune_gc
 from streams.kafka_io import ensure_topics
-from streams.metrics import observe_gc_pause
+from streams.metrics import GC_PAUSES
 from streams.service import build_app, internal_topics, public_topics
 from streams.settings import Settings
 
@@ -101,7 +101,7 @@ def run_worker(settings: Settings, bootstrap: str) -> None:
             f"patentmatch worker: cannot set up its topics on {bootstrap}{user} ({settings.security.protocol}): {exc}"
         )
     app = build_app(settings, bootstrap)
-    tune_gc(observe_gc_pause)
+    tune_gc(GC_PAUSES.observe)
     collapse_repeated_client_errors()
     logging_config = None if sys.stdout.isatty() else json_logging_config(settings.log_level)
     worker = faust.Worker(app, loop=loop, loglevel=settings.log_level, quiet=True, logging_config=logging_config)

@@ -8,8 +8,10 @@ import weakref
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from streams.gc_tuning import CollectionPauses, FrozenSurvivors
+from streams.metrics import GcPauses
 
 
 class Node:
@@ -69,3 +71,20 @@ def test_each_collection_is_timed_by_generation() -> None:
         gc.callbacks.remove(timer)
     assert {generation for generation, _ in pauses} >= {0, 2}
     assert all(0 <= seconds < 10 for _, seconds in pauses)
+
+
+def test_pauses_are_exported_as_a_prometheus_histogram_by_generation() -> None:
+    pauses = GcPauses(buckets=(0.001, 0.01))
+    for generation, seconds in [(0, 0.0005), (0, 0.001), (0, 0.005), (2, 0.5)]:
+        pauses.observe(generation, seconds)
+    registry = CollectorRegistry()
+    registry.register(pauses)
+
+    def sample(suffix: str, generation: str, **labels: str) -> float | None:
+        return registry.get_sample_value(f"patentmatch_gc_pause_seconds{suffix}", {"generation": generation, **labels})
+
+    assert sample("_bucket", "0", le="0.001") == 2, "a bucket counts the pauses up to its bound, inclusive"
+    assert sample("_bucket", "0", le="0.01") == sample("_bucket", "0", le="+Inf") == sample("_count", "0") == 3
+    assert sample("_sum", "0") == pytest.approx(0.0065)
+    assert sample("_bucket", "2", le="0.01") == 0 and sample("_count", "2") == 1
+    assert sample("_count", "1") == 0
