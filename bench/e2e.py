@@ -197,11 +197,10 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
         backlog_s = time.perf_counter() - started
         service_rate = size / backlog_s
         print(f"service {service_rate:.0f} events/s on the backlog", file=sys.stderr)
-        pages = [await scrape_metrics(worker) for worker in started_workers]
-        split = backlog_split(pages, size=size, seconds=backlog_s)
-        before = [await scrape_metrics(worker) for worker in started_workers]
+        after_backlog = [await scrape_metrics(worker) for worker in started_workers]
+        split = backlog_split(after_backlog, size=size, seconds=backlog_s)
         latencies, in_worker = await latency(deployment, later, rate=service_rate / 2)
-        during = latency_split(before, [await scrape_metrics(worker) for worker in started_workers])
+        during = latency_split(after_backlog, [await scrape_metrics(worker) for worker in started_workers])
         ready_s, silence_s = await recovery(deployment, started_workers)
     finally:
         deployment.stop_all()

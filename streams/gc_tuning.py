@@ -42,22 +42,22 @@ class FrozenSurvivors:
     def __init__(self, rescan_every: int = RESCAN_EVERY) -> None:
         self.rescan_every = rescan_every
         self.young_collections = 0
-        """Generation-1 collections since the last full one."""
-        self.rescanning = False
-        self.full_collections = 0
+        """Generation-1 collections since the last full one, counted up to the rescan."""
+
+    @property
+    def rescanning(self) -> bool:
+        """From the rescan's unfreezing to the full collection after it, while nothing is frozen."""
+        return self.young_collections >= self.rescan_every
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase != "stop":
             return
         if info["generation"] == 2:
-            self.full_collections += 1
             self.young_collections = 0
-            self.rescanning = False
             gc.freeze()
         elif info["generation"] == 1 and not self.rescanning:
             self.young_collections += 1
-            if self.young_collections >= self.rescan_every:
-                self.rescanning = True
+            if self.rescanning:
                 gc.unfreeze()
             else:
                 gc.freeze()
