@@ -46,11 +46,14 @@ from streams.harness import (
     dead_letters,
     eventually,
     garbage,
+    health_until_ready,
     market_events,
+    metric_total,
     odd_but_valid,
     prepare,
     publish,
     readiness,
+    scrape_metrics,
     settle_on_oracle,
 )
 from streams.kafka_io import read_records
@@ -196,12 +199,19 @@ def rss_mb(worker: WorkerProcess) -> float:
     raise RuntimeError("no VmRSS")
 
 
-async def load(bootstrap: str, *, events: int, rate_per_s: float, retention_days: float = 1.0) -> dict[str, Any]:
-    """A churning market replayed at ``rate_per_s``; the worker's RSS sampled every second.
+async def load(
+    bootstrap: str, *, events: int, rate_per_s: float, max_backlog: int = 300, retention_days: float = 1.0
+) -> dict[str, Any]:
+    """A churning market replayed at ``rate_per_s``, or slower when the worker falls behind; the
+    worker's RSS sampled every second.
 
     ``passed`` also needs the RSS to level off: over the second half of the replay it grows by less
     than 10% of what it was at half time. The open book is level there (listings expire and are
-    withdrawn as fast as they come), so a leak is what would still grow with the events."""
+    withdrawn as fast as they come), so a leak is what would still grow with the events. A backlog
+    would grow too, whatever the code: the records queued in the worker and its larger batches take
+    memory. So the replay waits while the worker has more than ``max_backlog`` records to take
+    (``patentmatch_consumer_lag`` over all its sources) and the machine's speed cannot pass for a
+    leak; ``throttled_s`` says how long it waited."""
     documents = Market(59).churn(events)
     retention = {"PATENTMATCH_MATCHING__TOMBSTONE_RETENTION_DAYS": str(retention_days)}
     final = (to_event(document) for document in documents)  # a million events: never all converted at once
@@ -234,10 +244,20 @@ async def load(bootstrap: str, *, events: int, rate_per_s: float, retention_days
                 samples.append(rss_mb(worker))
                 await asyncio.sleep(1)
 
+        throttled_s = 0.0
+
+        async def until_caught_up() -> None:
+            nonlocal throttled_s
+            began = time.monotonic()
+            while metric_total(await scrape_metrics(worker), "patentmatch_consumer_lag") > max_backlog:
+                await asyncio.sleep(0.25)
+            throttled_s += time.monotonic() - began
+
         tasks = [asyncio.create_task(watch()), asyncio.create_task(sample_rss())]
         started = time.monotonic()
         try:
-            await publish_log(dep.bootstrap, dep.settings, stamped(), rate_per_s=rate_per_s)
+            await health_until_ready(worker, timeout_s=120)  # its lag is on its /metrics page
+            await publish_log(dep.bootstrap, dep.settings, stamped(), rate_per_s=rate_per_s, throttle=until_caught_up)
             replayed = len(samples)
             result = await settle_on_oracle(dep, oracle.result(), timeout_s=3600)
         finally:
@@ -254,6 +274,7 @@ async def load(bootstrap: str, *, events: int, rate_per_s: float, retention_days
             seconds=round(elapsed, 1),
             events_per_s=round(len(documents) / elapsed, 1),
             offered_events_per_s=rate_per_s,
+            throttled_s=round(throttled_s, 1),
             latency_p50_ms=round(float(np.percentile(lat, 50)), 1),
             latency_p99_ms=round(float(np.percentile(lat, 99)), 1),
             rss_mb_start=round(float(rss[0]), 1),

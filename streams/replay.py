@@ -8,7 +8,7 @@ of one entity stay in order on one partition.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,14 @@ async def publish_log(
     *,
     rate_per_s: float | None = None,
     on_sent: Callable[[int], None] | None = None,
+    throttle: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """Publish ``(topic, key, value)`` records in order, optionally paced to ``rate_per_s``; wait for
-    every acknowledgement. Returns how many were sent."""
+    every acknowledgement. Returns how many were sent.
+
+    ``throttle``, when given, is awaited before every hundredth record: back-pressure from the consumer
+    (it returns once the consumer has caught up enough). The pacing then resumes from that moment,
+    without a burst to make up for the wait."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
@@ -69,6 +74,10 @@ async def publish_log(
     sent = 0
     try:
         for topic, key, value in records:
+            if throttle is not None and sent % 100 == 0:
+                waited_from = loop.time()
+                await throttle()
+                started += loop.time() - waited_from
             if rate_per_s:
                 delay = started + sent / rate_per_s - loop.time()
                 if delay > 0:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Iterator
+
 from schemas import EVENT_TYPES, Rejection, decode, entity_id
 from streams.examples import decode_example, example_events
 from streams.kafka_io import Record, create_topics, publish, read_records
+from streams.replay import publish_log
+from streams.settings import Settings
 
 
 async def test_examples_survive_a_round_trip_through_kafka(kafka_bootstrap: str, topic_prefix: str) -> None:
@@ -25,3 +31,31 @@ async def test_examples_survive_a_round_trip_through_kafka(kafka_bootstrap: str,
             event = decode(record.value, EVENT_TYPES[kind])
             assert isinstance(event, EVENT_TYPES[kind])
             assert entity_id(event).encode() == record.key
+
+
+async def test_a_throttled_replay_waits_then_resumes_its_pace_without_a_burst(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    topic = f"{topic_prefix}.paced"
+    await create_topics(kafka_bootstrap, [topic], partitions=1)
+    rate_per_s = 500
+    asked_at: list[float] = []
+    throttled = 0
+
+    def records() -> Iterator[tuple[str, bytes, bytes]]:
+        for i in range(250):
+            asked_at.append(time.monotonic())  # record i is asked for right after record i - 1 was sent
+            yield topic, b"k", str(i).encode()
+
+    async def throttle() -> None:
+        nonlocal throttled
+        throttled += 1
+        if throttled == 2:
+            await asyncio.sleep(0.5)
+
+    assert await publish_log(kafka_bootstrap, Settings(), records(), rate_per_s=rate_per_s, throttle=throttle) == 250
+    assert throttled == 3  # before records 0, 100 and 200
+    # Records 100-199 went out after the half-second wait: paced over ~0.2 s, not sent at once to catch up.
+    assert asked_at[200] - asked_at[101] > 0.75 * 99 / rate_per_s
+    received = await read_records(kafka_bootstrap, topic, count=250)
+    assert [r.value for r in received] == [str(i).encode() for i in range(250)]
