@@ -11,15 +11,18 @@ of a bare aiokafka consume → parse → produce on the same broker, and event-t
    until the consumer group has committed the end of every topic it reads (input, shard log, answers).
    Then where the backlog's time went, from the workers' own ``/metrics``: the share of their wall
    time spent in the engine (``engine_share``; the rest is decoding, answering, merging and Kafka) and
-   paused by garbage collection (``gc_share``), the engine's milliseconds per input event by trigger
-   kind, and the match and revoke events emitted per input event. The backlog's time includes the
-   workers' start-up, as the rate's does.
+   paused by garbage collection (``gc_share``), their CPU time per input event (``cpu_ms_per_event``),
+   the engine's milliseconds per input event by trigger kind, and the match and revoke events emitted
+   per input event. The backlog's time includes the workers' start-up, as the rate's does.
 4. Latency: ``latency-events`` more events are published at half the sustained rate; for each match
    event, latency is the time it was read back minus the time its trigger event was published, and
    the worker's part of it ends at the event's ``emitted_at`` (the rest is the output topic's way to
    a reader: the producer's linger, the broker, the reader's fetch). From the workers' ``/metrics``
    over this phase: each stage's p50 and p99 record age (the wait before that hop, interpolated in
-   the histogram's buckets), and the time the workers spent paused in garbage collections.
+   the histogram's buckets), the time the workers spent paused in garbage collections, their CPU time
+   per event, and the load that puts on them at the phase's rate (``latency_cpu_share``: CPU-seconds
+   per second per worker; the rate is half the backlog's, but the events are not the backlog's
+   listings, and near 1 the latency is a queue's).
 5. Recovery: every worker is stopped (SIGTERM) and as many started again on the same book: the seconds
    until all are ready again (tables recovered, shards rebuilt), and the longest a new worker left
    ``/health`` unanswered once it had answered (its event loop held by one long computation).
@@ -55,6 +58,7 @@ ENGINE_SECONDS = "patentmatch_engine_seconds_sum"
 EMITTED = ("patentmatch_matches_total", "patentmatch_revocations_total")
 RECORD_AGE = "patentmatch_record_age_seconds"
 GC_PAUSES = "patentmatch_gc_pause_seconds"
+CPU_SECONDS = "process_cpu_seconds_total"
 
 
 async def passthrough(bootstrap: str, topics: list[str], total: int) -> float:
@@ -115,9 +119,11 @@ def backlog_split(pages: list[MetricSamples], *, size: int, seconds: float) -> d
             engine[kind] = engine.get(kind, 0.0) + value
     emitted = sum(metric_total(page, name) for page in pages for name in EMITTED)
     paused = sum(metric_total(page, GC_PAUSES + "_sum") for page in pages)
+    cpu = sum(metric_total(page, CPU_SECONDS) for page in pages)
     return {
         "engine_share": round(sum(engine.values()) / (len(pages) * seconds), 3),
         "gc_share": round(paused / (len(pages) * seconds), 3),
+        "cpu_ms_per_event": round(1000 * cpu / size, 2),
         "engine_ms_per_event": {kind: round(1000 * value / size, 3) for kind, value in sorted(engine.items())},
         "match_events_per_event": round(emitted / size, 2),
     }
@@ -139,10 +145,13 @@ def bucket_quantile(buckets: dict[float, float], q: float) -> float:
     return lower
 
 
-def latency_split(before: list[MetricSamples], after: list[MetricSamples]) -> dict[str, Any]:
-    """What happened in the workers between two scrapes of each: per stage, the p50 and p99 age of the
-    records it took (from the record's timestamp on its topic, so each hop's own wait), and the
-    garbage collections' pauses (all generations, then the full ones alone)."""
+def latency_split(
+    before: list[MetricSamples], after: list[MetricSamples], *, events: int, rate: float
+) -> dict[str, Any]:
+    """What happened in the workers between two scrapes of each, while ``events`` were published at
+    ``rate``: per stage, the p50 and p99 age of the records it took (from the record's timestamp on
+    its topic, so each hop's own wait), the garbage collections' pauses (all generations, then the
+    full ones alone), and the workers' CPU time per event, and per second at that rate."""
     ages: dict[str, dict[float, float]] = {}
     for page_before, page_after in zip(before, after, strict=True):
         for (name, labels), value in page_after.items():
@@ -165,6 +174,8 @@ def latency_split(before: list[MetricSamples], after: list[MetricSamples]) -> di
         "latency_gc_pause_s": round(delta(GC_PAUSES + "_sum"), 2),
         "latency_full_collections": int(delta(GC_PAUSES + "_count", generation="2")),
         "latency_full_collection_s": round(delta(GC_PAUSES + "_sum", generation="2"), 2),
+        "latency_cpu_ms_per_event": round(1000 * delta(CPU_SECONDS) / events, 2),
+        "latency_cpu_share": round(delta(CPU_SECONDS) / events * rate / len(after), 3),
     }
 
 
@@ -200,7 +211,8 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
         after_backlog = [await scrape_metrics(worker) for worker in started_workers]
         split = backlog_split(after_backlog, size=size, seconds=backlog_s)
         latencies, in_worker = await latency(deployment, later, rate=service_rate / 2)
-        during = latency_split(after_backlog, [await scrape_metrics(worker) for worker in started_workers])
+        after_latency = [await scrape_metrics(worker) for worker in started_workers]
+        during = latency_split(after_backlog, after_latency, events=len(later), rate=service_rate / 2)
         ready_s, silence_s = await recovery(deployment, started_workers)
     finally:
         deployment.stop_all()

@@ -12,7 +12,7 @@ import contextlib
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
@@ -131,6 +131,7 @@ class ServiceMetrics:
         self.ready = Gauge("patentmatch_ready", "1 when the worker is recovered, assigned and consuming", registry=r)
         self.broker_up = Gauge("patentmatch_broker_up", "1 when the brokers answered the last probe", registry=r)
         r.register(GC_PAUSES)
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
 
     def dead_lettered(self, topic: str, error_kind: str) -> None:
         self.events.labels(topic, "dead_lettered").inc()

@@ -80,9 +80,10 @@ def test_grafana_is_provisioned_with_the_datasource_and_dashboard() -> None:
 def test_the_dashboard_uses_only_exported_metrics_and_shows_what_operators_need() -> None:
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/patentmatch.json").read_text())
     expressions = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
-    used = {name for e in expressions for name in re.findall(r"\bpatentmatch_[a-z_]+", e)}
+    used = {name for e in expressions for name in re.findall(r"\b(?:patentmatch|process)_[a-z_]+", e)}
     exported = ServiceMetrics().names()
     assert used <= exported, used - exported
     for needed in ("events_total", "event_to_match_seconds_bucket", "book_entries", "dead_letters_total",
                    "consumer_lag", "matches_total", "ready", "broker_up"):  # fmt: skip
         assert f"patentmatch_{needed}" in used, needed
+    assert "process_cpu_seconds_total" in used, "a saturated worker is seen before its latency grows"

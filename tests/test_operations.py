@@ -88,6 +88,8 @@ async def test_metrics_count_what_the_worker_did_and_ready_waits_for_recovery(de
     assert metric_total(samples, "patentmatch_rebuild_seconds_count", stage="merger") == deployment.merge_partitions
     assert metric_total(samples, "patentmatch_consumer_lag") == 0
     assert metric_total(samples, "patentmatch_gc_pause_seconds_count", generation="0") > 0, "collections are timed"
+    assert metric_total(samples, "process_cpu_seconds_total") > 0
+    assert metric_total(samples, "process_resident_memory_bytes") > 50 << 20
     assert {ls for (n, ls) in samples if n == "patentmatch_consumer_lag"}, "lag is reported per partition"
     assert metric_total(samples, "patentmatch_ready") == 1
 
