@@ -14,6 +14,9 @@ of a bare aiokafka consume → parse → produce on the same broker, and event-t
    paused by garbage collection (``gc_share``), their CPU time per input event (``cpu_ms_per_event``),
    the engine's milliseconds per input event by trigger kind, and the match and revoke events emitted
    per input event. The backlog's time includes the workers' start-up, as the rate's does.
+   ``backlog_peak_lag``: the most records the workers had yet to take from the shard log, and from the
+   answers (the merger's input), polled every second or so: a merger that falls behind the shards
+   announces late, but announces a seeker's net change once for all the answers it caught up on.
 4. Latency: ``latency-events`` more events are published at half the sustained rate; for each match
    event, latency is the time it was read back minus the time its trigger event was published, and
    the worker's part of it ends at the event's ``emitted_at`` (the rest is the output topic's way to
@@ -108,6 +111,14 @@ async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
         await admin.close()
 
 
+async def lag_of(worker: WorkerProcess, topic: str) -> float:
+    """The records of ``topic`` the worker has yet to take (0 while its web server is not up)."""
+    try:
+        return metric_total(await scrape_metrics(worker), "patentmatch_consumer_lag", topic=topic)
+    except (OSError, RuntimeError):
+        return 0.0
+
+
 def backlog_split(pages: list[MetricSamples], *, size: int, seconds: float) -> dict[str, Any]:
     """From the workers' ``/metrics`` after the backlog: the engine's and garbage collection's shares of
     their wall time, the engine's milliseconds per input event by trigger kind, and the match and revoke
@@ -199,11 +210,15 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
     try:
         started = time.perf_counter()
         watched = [*inputs, topics.shard_log, topics.answers]
+        peak_lag = {"shard_log": 0.0, "answers": 0.0}
         await asyncio.sleep(2)
         while not await caught_up(bootstrap, settings.app_id, watched):
             for worker in started_workers:
                 if worker.process.poll() is not None:
                     raise RuntimeError(f"a worker died:\n{worker.log_tail()}")
+            for stage, topic in (("shard_log", topics.shard_log), ("answers", topics.answers)):
+                lag = sum([await lag_of(worker, topic) for worker in started_workers])
+                peak_lag[stage] = max(peak_lag[stage], lag)
             await asyncio.sleep(1)
         backlog_s = time.perf_counter() - started
         service_rate = size / backlog_s
@@ -224,6 +239,7 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
         "passthrough_events_per_s": round(ceiling, 1),
         "ratio": round(service_rate / ceiling, 4),
         **split,
+        "backlog_peak_lag": {stage: int(lag) for stage, lag in peak_lag.items()},
         "latency_rate_events_per_s": round(service_rate / 2, 1),
         "latency_matches": len(latencies),
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
