@@ -246,10 +246,15 @@ async def load(
 
         throttled_s = 0.0
 
+        async def backlog() -> float:
+            return metric_total(await scrape_metrics(worker), "patentmatch_consumer_lag")
+
         async def until_caught_up() -> None:
             nonlocal throttled_s
+            if await backlog() <= max_backlog:
+                return
             began = time.monotonic()
-            while metric_total(await scrape_metrics(worker), "patentmatch_consumer_lag") > max_backlog:
+            while await backlog() > max_backlog:
                 await asyncio.sleep(0.25)
             throttled_s += time.monotonic() - began
 
