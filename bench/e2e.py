@@ -24,8 +24,8 @@ of a bare aiokafka consume → parse → produce on the same broker, and event-t
    over this phase: each stage's p50 and p99 record age (the wait before that hop, interpolated in
    the histogram's buckets), the time the workers spent paused in garbage collections, their CPU time
    per event, and the load that puts on them at the phase's rate (``latency_cpu_share``: CPU-seconds
-   per second per worker; the rate is half the backlog's, but the events are not the backlog's
-   listings, and near 1 the latency is a queue's).
+   per second per worker; the rate is half the backlog's, but an event costs more at a trickle than
+   in a backlog, and near 1 the latency is a queue's).
 5. Recovery: every worker is stopped (SIGTERM) and as many started again on the same book: the seconds
    until all are ready again (tables recovered, shards rebuilt), and the longest a new worker left
    ``/health`` unanswered once it had answered (its event loop held by one long computation).
