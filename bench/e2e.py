@@ -111,12 +111,12 @@ async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
         await admin.close()
 
 
-async def lag_of(worker: WorkerProcess, topic: str) -> float:
-    """The records of ``topic`` the worker has yet to take (0 while its web server is not up)."""
+async def page_if_up(worker: WorkerProcess) -> MetricSamples:
+    """The worker's ``/metrics``, or nothing while its web server is not up."""
     try:
-        return metric_total(await scrape_metrics(worker), "patentmatch_consumer_lag", topic=topic)
+        return await scrape_metrics(worker)
     except (OSError, RuntimeError):
-        return 0.0
+        return {}
 
 
 def backlog_split(pages: list[MetricSamples], *, size: int, seconds: float) -> dict[str, Any]:
@@ -216,8 +216,9 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
             for worker in started_workers:
                 if worker.process.poll() is not None:
                     raise RuntimeError(f"a worker died:\n{worker.log_tail()}")
+            pages = [await page_if_up(worker) for worker in started_workers]
             for stage, topic in (("shard_log", topics.shard_log), ("answers", topics.answers)):
-                lag = sum([await lag_of(worker, topic) for worker in started_workers])
+                lag = sum(metric_total(page, "patentmatch_consumer_lag", topic=topic) for page in pages)
                 peak_lag[stage] = max(peak_lag[stage], lag)
             await asyncio.sleep(1)
         backlog_s = time.perf_counter() - started

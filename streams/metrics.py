@@ -47,9 +47,9 @@ class GcPauses:
     def collect(self) -> Iterator[Metric]:
         help_text = "Garbage collections of this process and how long each paused it, by generation (2: full)"
         family = HistogramMetricFamily(self.name, help_text, labels=["generation"])
+        bounds = [*map(floatToGoString, self.bounds), "+Inf"]
         for generation, counts in enumerate(self.counts):
             cumulative = list(itertools.accumulate(counts))
-            bounds = [*map(floatToGoString, self.bounds), "+Inf"]
             family.add_metric([str(generation)], [(b, float(n)) for b, n in zip(bounds, cumulative, strict=True)],
                               self.sums[generation])  # fmt: skip
         yield family
