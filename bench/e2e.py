@@ -302,19 +302,22 @@ async def latency(
     return out, in_worker
 
 
+def broker_bootstrap(stack: contextlib.ExitStack) -> str:
+    """The configured ``PATENTMATCH_KAFKA_BOOTSTRAP``, or a local broker started for ``stack``'s life."""
+    settings = Settings()
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    return stack.enter_context(LocalKafka(version=settings.kafka_version, cache_dir=settings.cache_dir)).bootstrap
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--latency-events", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=1, help="worker processes of the app (one per core)")
     args = parser.parse_args()
-    settings = Settings()
     with contextlib.ExitStack() as stack:
-        bootstrap = settings.kafka_bootstrap
-        if not bootstrap:
-            broker = stack.enter_context(LocalKafka(version=settings.kafka_version, cache_dir=settings.cache_dir))
-            bootstrap = broker.bootstrap
-        result = asyncio.run(measure(bootstrap, args.size, args.latency_events, args.workers))
+        result = asyncio.run(measure(broker_bootstrap(stack), args.size, args.latency_events, args.workers))
     print(orjson.dumps(result).decode())
 
 

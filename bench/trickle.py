@@ -1,0 +1,150 @@
+"""What an event costs the worker at a trickle, by rate: CPU, latency, and the Kafka records it makes.
+
+    python -m bench.trickle [--size 5000] [--events 1000] [--rates 80,40,20,80]
+
+One worker starts on a backlog of ``size`` generated listings and drains it. Then it idles for
+``--idle-s`` seconds, which gives its CPU share when nothing comes (``idle_cpu_share``: faust's and
+aiokafka's loops and timers, the stages' flush timer). Then, for each rate in turn, ``events``
+more events of the market's life (updates, withdrawals, new listings) are published at that rate,
+and the phase reports:
+
+- ``cpu_ms_per_event``: the worker's CPU time (``process_cpu_seconds_total``) over the phase, per
+  event. The phase includes about six quiet seconds (a second before the first event, five after the
+  last match), which add ``idle_cpu_share`` × 6 s / ``events`` to it;
+- ``latency_p50_ms``, ``latency_p99_ms``: from an event's publication to its match events being read
+  back, as ``bench.e2e`` measures it;
+- ``records_per_event``: records added to each of the app's topics per event, from the topics' end
+  offsets: the inputs (which this bench publishes) and what the worker writes (the shard log, the
+  answer bundles, the match events, the tables' changelogs);
+- ``records_taken_per_event``: the records the worker's agents consume per event (the inputs, the
+  shard log, the answer bundles).
+
+``bench.e2e`` measures the latency at one rate, half the backlog's; this shows how an event's cost
+depends on the rate while its records do not. Prints one JSON object. Starts its own local broker
+unless ``PATENTMATCH_KAFKA_BOOTSTRAP`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from bench.e2e import broker_bootstrap, caught_up, latency
+from matcher.market import Market
+from streams.harness import health_until_ready, metric_total, scrape_metrics
+from streams.kafka_io import ensure_topics, partition_count
+from streams.replay import publish_log, record_of
+from streams.service import public_topics
+from streams.settings import Settings
+from streams.supervision import Deployment, WorkerProcess
+
+CPU_SECONDS = "process_cpu_seconds_total"
+
+
+async def end_offsets(bootstrap: str, prefix: str) -> dict[str, int]:
+    """Records ever written to each topic whose name starts with ``prefix``, summed over partitions,
+    keyed by the name without the prefix and its separator (``shard-log``, ``answers-changelog``…)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        names = sorted(t for t in await consumer.topics() if t.startswith(prefix) and "__assignor" not in t)
+        partitions = [TopicPartition(t, p) for t in names for p in range(await partition_count(bootstrap, t))]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    totals = dict.fromkeys((name[len(prefix) + 1 :] for name in names), 0)
+    for tp, offset in ends.items():
+        totals[tp.topic[len(prefix) + 1 :]] += offset
+    return totals
+
+
+async def drained(bootstrap: str, deployment: Deployment, *, timeout_s: float = 3600) -> None:
+    """Wait until the worker's group has committed the end of everything it reads."""
+    topics = deployment.topics
+    watched = [topics.offers, topics.demands, topics.financing, topics.shard_log, topics.answers]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(KafkaError):  # the group's coordinator is not known at first
+            if await caught_up(bootstrap, deployment.name, watched):
+                return
+        await asyncio.sleep(1)
+    raise TimeoutError("the worker did not drain its backlog")
+
+
+async def cpu_seconds(worker: WorkerProcess) -> float:
+    return metric_total(await scrape_metrics(worker), CPU_SECONDS)
+
+
+async def phase(
+    deployment: Deployment, worker: WorkerProcess, documents: list[dict[str, Any]], rate: float
+) -> dict[str, Any]:
+    """Publish ``documents`` at ``rate``: the worker's CPU, the latency and the records per event."""
+    topics = deployment.topics
+    prefix = deployment.name
+    before = await end_offsets(deployment.bootstrap, prefix)
+    cpu_before = await cpu_seconds(worker)
+    latencies, _ = await latency(deployment, documents, rate=rate)
+    cpu_after = await cpu_seconds(worker)
+    after = await end_offsets(deployment.bootstrap, prefix)
+    events = len(documents)
+    per_topic = {name: round((after[name] - before.get(name, 0)) / events, 2) for name in after}
+    taken_topics = [topics.offers, topics.demands, topics.financing, topics.shard_log, topics.answers]
+    taken = sum(after[t[len(prefix) + 1 :]] - before.get(t[len(prefix) + 1 :], 0) for t in taken_topics)
+    return {
+        "rate_events_per_s": rate,
+        "events": events,
+        "cpu_ms_per_event": round((cpu_after - cpu_before) * 1000 / events, 2),
+        "latency_matches": len(latencies),
+        "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
+        "latency_p99_ms": round(float(np.percentile(latencies, 99)), 1) if latencies else None,
+        "records_per_event": per_topic,
+        "records_taken_per_event": round(taken / events, 2),
+    }
+
+
+async def measure(bootstrap: str, size: int, events: int, rates: list[float], idle_s: float) -> dict[str, Any]:
+    market = Market(100)
+    backlog = market.listings(size, expiring=0.0)
+    later = market.lifecycle(events * len(rates))
+    deployment = Deployment(bootstrap)
+    settings: Settings = deployment.settings
+    await ensure_topics(bootstrap, public_topics(settings))
+    await publish_log(bootstrap, settings, [record_of(d, settings.topics) for d in backlog])
+    worker = deployment.start_worker()
+    try:
+        await health_until_ready(worker, timeout_s=600)
+        await drained(bootstrap, deployment)
+        idle_from, idle_cpu = time.monotonic(), await cpu_seconds(worker)
+        await asyncio.sleep(idle_s)
+        idle_share = (await cpu_seconds(worker) - idle_cpu) / (time.monotonic() - idle_from)
+        phases = [
+            await phase(deployment, worker, later[i * events : (i + 1) * events], rate) for i, rate in enumerate(rates)
+        ]
+    finally:
+        deployment.stop_all()
+    return {"size": size, "idle_cpu_share": round(idle_share, 3), "phases": phases}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=5000, help="listings in the backlog the worker drains first")
+    parser.add_argument("--events", type=int, default=1000, help="events per rate")
+    parser.add_argument("--rates", default="80,40,20,80", help="events per second, one phase each, in this order")
+    parser.add_argument("--idle-s", type=float, default=30.0, help="how long the idle CPU share is measured")
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    with contextlib.ExitStack() as stack:
+        result = asyncio.run(measure(broker_bootstrap(stack), args.size, args.events, rates, args.idle_s))
+    print(orjson.dumps(result).decode())
+
+
+if __name__ == "__main__":
+    main()
