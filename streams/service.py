@@ -256,15 +256,22 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             await app.producer.send(topics.matches, out.seeker_id.encode(), out.value, out.partition, None, None)
             count_emitted(out)
 
-    answering = Batch(answer_changed_seekers, interval=settings.batch_interval_s, idle=settings.batch_idle_s)
-    publishing = Batch(publish_merged, interval=settings.batch_interval_s, idle=settings.batch_idle_s)
+    interval, idle = settings.batch_interval_s, settings.batch_idle_s
+    records_begin = asyncio.Event()
+    answering = Batch(answer_changed_seekers, interval=interval, idle=idle, activity=records_begin)
+    publishing = Batch(publish_merged, interval=interval, idle=idle, activity=records_begin)
 
     @app.task
     async def flush_batches() -> None:
         """Flush what the agents hold when records stop coming (a loop, not ``app.timer``: a timer
-        warns each time a flush outlasts its interval, which is every few flushes in a backlog)."""
+        warns each time a flush outlasts its interval, which is every few flushes in a backlog). It
+        ticks every ``batch_idle_s`` only while a stage holds records; otherwise it waits for the next
+        record, checking every ``batch_interval_s`` for a flush that is due all the same."""
         while not app.should_stop:
-            await asyncio.sleep(settings.batch_idle_s)
+            if answering.busy or publishing.busy:
+                await asyncio.sleep(idle)
+            else:
+                await answering.wait_for_records(interval)
             await answering.flush_if_waiting()
             await publishing.flush_if_waiting()
 
