@@ -50,11 +50,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from matcher.market import Market
 from streams.harness import MetricSamples, health_until_ready, metric_total, scrape_metrics
-from streams.kafka_io import ensure_topics, partition_count
+from streams.kafka_io import ensure_topics, partition_counts
 from streams.localkafka import LocalKafka
 from streams.replay import publish_log, record_of
 from streams.service import public_topics
-from streams.settings import Settings
+from streams.settings import Settings, Topics
 from streams.supervision import Deployment, WorkerProcess
 
 ENGINE_SECONDS = "patentmatch_engine_seconds_sum"
@@ -95,6 +95,11 @@ async def passthrough(bootstrap: str, topics: list[str], total: int) -> float:
         await producer.stop()
 
 
+def consumed_topics(topics: Topics) -> list[str]:
+    """Every topic a worker's agents read: the inputs, the shard log, the answers."""
+    return [topics.offers, topics.demands, topics.financing, topics.shard_log, topics.answers]
+
+
 async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
     """Has the consumer group committed the end of every partition of ``topics``?"""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -103,7 +108,8 @@ async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
     await consumer.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
-        tps = [TopicPartition(t, p) for t in topics for p in range(await partition_count(bootstrap, t))]
+        counts = await partition_counts(bootstrap, topics)
+        tps = [TopicPartition(t, p) for t in topics for p in range(counts[t])]
         ends = await consumer.end_offsets(tps)
         return all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps)
     finally:
@@ -209,7 +215,7 @@ async def measure(bootstrap: str, size: int, latency_events: int, workers: int) 
     started_workers = [deployment.start_worker() for _ in range(workers)]
     try:
         started = time.perf_counter()
-        watched = [*inputs, topics.shard_log, topics.answers]
+        watched = consumed_topics(topics)
         peak_lag = {"shard_log": 0.0, "answers": 0.0}
         await asyncio.sleep(2)
         while not await caught_up(bootstrap, settings.app_id, watched):

@@ -37,39 +37,35 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from bench.e2e import broker_bootstrap, caught_up, latency
+from bench.e2e import CPU_SECONDS, broker_bootstrap, caught_up, consumed_topics, latency
 from matcher.market import Market
 from streams.harness import health_until_ready, metric_total, scrape_metrics
-from streams.kafka_io import ensure_topics, partition_count
+from streams.kafka_io import ensure_topics, partition_counts
 from streams.replay import publish_log, record_of
 from streams.service import public_topics
 from streams.settings import Settings
 from streams.supervision import Deployment, WorkerProcess
 
-CPU_SECONDS = "process_cpu_seconds_total"
-
 
 async def end_offsets(bootstrap: str, prefix: str) -> dict[str, int]:
-    """Records ever written to each topic whose name starts with ``prefix``, summed over partitions,
-    keyed by the name without the prefix and its separator (``shard-log``, ``answers-changelog``…)."""
+    """Records ever written to each topic whose name starts with ``prefix``, summed over partitions."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:
         names = sorted(t for t in await consumer.topics() if t.startswith(prefix) and "__assignor" not in t)
-        partitions = [TopicPartition(t, p) for t in names for p in range(await partition_count(bootstrap, t))]
-        ends = await consumer.end_offsets(partitions)
+        counts = await partition_counts(bootstrap, names)
+        ends = await consumer.end_offsets([TopicPartition(t, p) for t in names for p in range(counts[t])])
     finally:
         await consumer.stop()
-    totals = dict.fromkeys((name[len(prefix) + 1 :] for name in names), 0)
+    totals = dict.fromkeys(names, 0)
     for tp, offset in ends.items():
-        totals[tp.topic[len(prefix) + 1 :]] += offset
+        totals[tp.topic] += offset
     return totals
 
 
 async def drained(bootstrap: str, deployment: Deployment, *, timeout_s: float = 3600) -> None:
     """Wait until the worker's group has committed the end of everything it reads."""
-    topics = deployment.topics
-    watched = [topics.offers, topics.demands, topics.financing, topics.shard_log, topics.answers]
+    watched = consumed_topics(deployment.topics)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with contextlib.suppress(KafkaError):  # the group's coordinator is not known at first
@@ -87,17 +83,16 @@ async def phase(
     deployment: Deployment, worker: WorkerProcess, documents: list[dict[str, Any]], rate: float
 ) -> dict[str, Any]:
     """Publish ``documents`` at ``rate``: the worker's CPU, the latency and the records per event."""
-    topics = deployment.topics
-    prefix = deployment.name
-    before = await end_offsets(deployment.bootstrap, prefix)
+    before = await end_offsets(deployment.bootstrap, deployment.name)
     cpu_before = await cpu_seconds(worker)
     latencies, _ = await latency(deployment, documents, rate=rate)
     cpu_after = await cpu_seconds(worker)
-    after = await end_offsets(deployment.bootstrap, prefix)
+    after = await end_offsets(deployment.bootstrap, deployment.name)
     events = len(documents)
-    per_topic = {name: round((after[name] - before.get(name, 0)) / events, 2) for name in after}
-    taken_topics = [topics.offers, topics.demands, topics.financing, topics.shard_log, topics.answers]
-    taken = sum(after[t[len(prefix) + 1 :]] - before.get(t[len(prefix) + 1 :], 0) for t in taken_topics)
+    added = {topic: after[topic] - before.get(topic, 0) for topic in after}
+    taken = sum(added[topic] for topic in consumed_topics(deployment.topics))
+    # Named without the deployment's prefix and its separator: ``shard-log``, ``answers-changelog``…
+    per_topic = {topic[len(deployment.name) + 1 :]: round(n / events, 2) for topic, n in added.items()}
     return {
         "rate_events_per_s": rate,
         "events": events,

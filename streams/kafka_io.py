@@ -28,6 +28,7 @@ __all__ = [
     "create_topics",
     "ensure_topics",
     "partition_count",
+    "partition_counts",
     "publish",
     "read_range",
     "read_records",
@@ -117,13 +118,25 @@ async def ensure_topics(
 
 async def partition_count(bootstrap: str, topic: str, *, security: KafkaSecurity = PLAINTEXT) -> int:
     """How many partitions a topic has (0 if it does not exist)."""
+    return (await partition_counts(bootstrap, [topic], security=security))[topic]
+
+
+async def partition_counts(
+    bootstrap: str, topics: Iterable[str], *, security: KafkaSecurity = PLAINTEXT
+) -> dict[str, int]:
+    """How many partitions each topic has (0 if it does not exist), in one request."""
+    topics = list(topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(security))
     await admin.start()
     try:
-        described = await admin.describe_topics([topic])
+        described = await admin.describe_topics(topics)
     finally:
         await admin.close()
-    return sum(len(t["partitions"]) for t in described if t["error_code"] == 0)
+    counts = dict.fromkeys(topics, 0)
+    for t in described:
+        if t["error_code"] == 0:
+            counts[t["topic"]] = len(t["partitions"])
+    return counts
 
 
 async def publish(bootstrap: str, records: Iterable[Record], *, security: KafkaSecurity = PLAINTEXT) -> int:
