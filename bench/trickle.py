@@ -13,6 +13,8 @@ and the phase reports:
   last match), which add ``idle_cpu_share`` × 6 s / ``events`` to it;
 - ``latency_p50_ms``, ``latency_p99_ms``: from an event's publication to its match events being read
   back, as ``bench.e2e`` measures it;
+- ``record_age_ms``: per stage, the p50 and p99 age of the records it took (from each record's
+  timestamp on its topic): each hop's own wait, as ``bench.e2e`` splits its latency phase;
 - ``records_per_event``: records added to each of the app's topics per event, from the topics' end
   offsets: the inputs (which this bench publishes) and what the worker writes (the shard log, the
   answer bundles, the match events, the tables' changelogs);
@@ -37,7 +39,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from bench.e2e import CPU_SECONDS, broker_bootstrap, caught_up, consumed_topics, latency
+from bench.e2e import CPU_SECONDS, broker_bootstrap, caught_up, consumed_topics, latency, latency_split
 from matcher.market import Market
 from streams.harness import health_until_ready, metric_total, scrape_metrics
 from streams.kafka_io import ensure_topics, partition_counts
@@ -84,11 +86,12 @@ async def phase(
 ) -> dict[str, Any]:
     """Publish ``documents`` at ``rate``: the worker's CPU, the latency and the records per event."""
     before = await end_offsets(deployment.bootstrap, deployment.name)
-    cpu_before = await cpu_seconds(worker)
+    page_before = await scrape_metrics(worker)
     latencies, _ = await latency(deployment, documents, rate=rate)
-    cpu_after = await cpu_seconds(worker)
+    page_after = await scrape_metrics(worker)
     after = await end_offsets(deployment.bootstrap, deployment.name)
     events = len(documents)
+    split = latency_split([page_before], [page_after], events=events, rate=rate)
     added = {topic: after[topic] - before.get(topic, 0) for topic in after}
     taken = sum(added[topic] for topic in consumed_topics(deployment.topics))
     # Named without the deployment's prefix and its separator: ``shard-log``, ``answers-changelog``…
@@ -96,10 +99,11 @@ async def phase(
     return {
         "rate_events_per_s": rate,
         "events": events,
-        "cpu_ms_per_event": round((cpu_after - cpu_before) * 1000 / events, 2),
+        "cpu_ms_per_event": split["latency_cpu_ms_per_event"],
         "latency_matches": len(latencies),
         "latency_p50_ms": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
         "latency_p99_ms": round(float(np.percentile(latencies, 99)), 1) if latencies else None,
+        "record_age_ms": split["latency_record_age_ms"],
         "records_per_event": per_topic,
         "records_taken_per_event": round(taken / events, 2),
     }

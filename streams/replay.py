@@ -57,8 +57,11 @@ async def publish_log(
     """Publish ``(topic, key, value)`` records in order, optionally paced to ``rate_per_s``; wait for
     every acknowledgement. Returns how many were sent.
 
-    ``throttle``, when given, is awaited before every hundredth record: back-pressure from the consumer
-    (it returns once the consumer has caught up enough). The pacing then resumes from that moment,
+    Each record is drawn from ``records`` when it is due, after the pacing's wait, so a generator that
+    stamps its records (a benchmark timing each from its publication) stamps them as they go out.
+
+    ``throttle``, when given, is awaited every hundred records, before the next is drawn: back-pressure
+    from the consumer (it returns once the consumer has caught up enough). The pacing then resumes from that moment,
     without a burst to make up for the wait."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -72,8 +75,9 @@ async def publish_log(
     started = loop.time()
     pending: list[asyncio.Future[Any]] = []
     sent = 0
+    remaining = iter(records)
     try:
-        for topic, key, value in records:
+        while True:
             if throttle is not None and sent % 100 == 0:
                 waited_from = loop.time()
                 await throttle()
@@ -82,6 +86,10 @@ async def publish_log(
                 delay = started + sent / rate_per_s - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            record = next(remaining, None)
+            if record is None:
+                break
+            topic, key, value = record
             pending.append(await producer.send(topic, value, key=key))
             sent += 1
             if len(pending) >= 5000:

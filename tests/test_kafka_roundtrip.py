@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Iterator
 
@@ -33,6 +34,24 @@ async def test_examples_survive_a_round_trip_through_kafka(kafka_bootstrap: str,
             assert entity_id(event).encode() == record.key
 
 
+async def test_a_paced_replay_draws_each_record_when_it_is_due(kafka_bootstrap: str, topic_prefix: str) -> None:
+    """A benchmark stamps each record as the replay draws it: drawn early, a record's latency would
+    include the replay's own wait for its turn (a whole interval at a slow rate)."""
+    topic = f"{topic_prefix}.due"
+    await create_topics(kafka_bootstrap, [topic], partitions=1)
+    rate_per_s = 20
+    asked_at: list[float] = []
+
+    def records() -> Iterator[tuple[str, bytes, bytes]]:
+        for i in range(5):
+            asked_at.append(time.monotonic())
+            yield topic, b"k", str(i).encode()
+
+    assert await publish_log(kafka_bootstrap, Settings(), records(), rate_per_s=rate_per_s) == 5
+    gaps = [later - earlier for earlier, later in itertools.pairwise(asked_at)]
+    assert min(gaps) > 0.8 / rate_per_s, gaps
+
+
 async def test_a_throttled_replay_waits_then_resumes_its_pace_without_a_burst(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
@@ -44,7 +63,7 @@ async def test_a_throttled_replay_waits_then_resumes_its_pace_without_a_burst(
 
     def records() -> Iterator[tuple[str, bytes, bytes]]:
         for i in range(250):
-            asked_at.append(time.monotonic())  # record i is asked for right after record i - 1 was sent
+            asked_at.append(time.monotonic())  # record i is asked for when it is due
             yield topic, b"k", str(i).encode()
 
     async def throttle() -> None:
