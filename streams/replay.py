@@ -58,7 +58,8 @@ async def publish_log(
     every acknowledgement. Returns how many were sent.
 
     Each record is drawn from ``records`` when it is due, after the pacing's wait, so a generator that
-    stamps its records (a benchmark timing each from its publication) stamps them as they go out.
+    stamps its records (a benchmark timing each from its publication) stamps them as they go out. (The
+    end of ``records`` is found the same way: a paced replay waits one more interval before it returns.)
 
     ``throttle``, when given, is awaited every hundred records, before the next is drawn: back-pressure
     from the consumer (it returns once the consumer has caught up enough). The pacing then resumes from that moment,
