@@ -62,8 +62,8 @@ async def publish_log(
     end of ``records`` is found the same way: a paced replay waits one more interval before it returns.)
 
     ``throttle``, when given, is awaited every hundred records, before the next is drawn: back-pressure
-    from the consumer (it returns once the consumer has caught up enough). The pacing then resumes from that moment,
-    without a burst to make up for the wait."""
+    from the consumer (it returns once the consumer has caught up enough). The pacing then resumes
+    from that moment, without a burst to make up for the wait."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
