@@ -50,7 +50,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from matcher.market import Market
 from streams.harness import MetricSamples, health_until_ready, metric_total, scrape_metrics
-from streams.kafka_io import ensure_topics, partition_counts
+from streams.kafka_io import ensure_topics, partition_counts_by
 from streams.localkafka import LocalKafka
 from streams.replay import publish_log, record_of
 from streams.service import public_topics
@@ -108,7 +108,7 @@ async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
     await consumer.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
-        counts = await partition_counts(bootstrap, topics)
+        counts = await partition_counts_by(admin, topics)
         tps = [TopicPartition(t, p) for t in topics for p in range(counts[t])]
         ends = await consumer.end_offsets(tps)
         return all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps)

@@ -29,6 +29,7 @@ __all__ = [
     "ensure_topics",
     "partition_count",
     "partition_counts",
+    "partition_counts_by",
     "publish",
     "read_range",
     "read_records",
@@ -125,13 +126,19 @@ async def partition_counts(
     bootstrap: str, topics: Iterable[str], *, security: KafkaSecurity = PLAINTEXT
 ) -> dict[str, int]:
     """How many partitions each topic has (0 if it does not exist), in one request."""
-    topics = list(topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(security))
     await admin.start()
     try:
-        described = await admin.describe_topics(topics)
+        return await partition_counts_by(admin, topics)
     finally:
         await admin.close()
+
+
+async def partition_counts_by(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> dict[str, int]:
+    """:func:`partition_counts`, asked through an admin client the caller has started (and uses for
+    more)."""
+    topics = list(topics)
+    described = await admin.describe_topics(topics)
     counts = dict.fromkeys(topics, 0)
     for t in described:
         if t["error_code"] == 0:

@@ -4,7 +4,6 @@ trickle, never twice at once. A fake clock stands in for time."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -93,8 +92,8 @@ async def test_a_waiting_timer_wakes_when_a_record_of_either_stage_begins(clock:
     """An idle worker's timer waits instead of ticking every ``idle``; the first record of any stage it
     serves wakes it, long before its timeout."""
     shared = asyncio.Event()
-    answering = Batch(no_op_flush(), interval=0.020, idle=0.002, clock=clock, activity=shared)
-    publishing = Batch(no_op_flush(), interval=0.020, idle=0.002, clock=clock, activity=shared)
+    answering = Batch(no_op, interval=0.020, idle=0.002, clock=clock, activity=shared)
+    publishing = Batch(no_op, interval=0.020, idle=0.002, clock=clock, activity=shared)
     assert not answering.busy and not publishing.busy
     waiting = asyncio.create_task(answering.wait_for_records(timeout=60))
     for _ in range(5):
@@ -111,13 +110,10 @@ async def test_a_waiting_timer_wakes_when_a_record_of_either_stage_begins(clock:
 
 async def test_a_waiting_timer_still_returns_after_its_timeout(clock: Clock) -> None:
     """So that a flush due without records (a merger's resync after it takes a partition) still runs."""
-    batch = Batch(no_op_flush(), interval=0.020, idle=0.002, clock=clock)
+    batch = Batch(no_op, interval=0.020, idle=0.002, clock=clock)
     await asyncio.wait_for(batch.wait_for_records(timeout=0.01), timeout=5)
     assert not batch.busy
 
 
-def no_op_flush() -> Callable[[], Awaitable[None]]:
-    async def flush() -> None:
-        return None
-
-    return flush
+async def no_op() -> None:
+    return None
