@@ -55,7 +55,7 @@ def run(size: int, answer_every: int, collector: str, market: str = "listings") 
     log = shard_log(MARKETS[market](size))
     config = MatchingConfig()
     stage = ShardStage({}, shards=SHARDS, config=config, analyzer=default_analyzer())
-    merger = Merger({}, top_k=config.top_k, shards=SHARDS, partitions=MERGE_PARTITIONS)
+    merger = Merger({}, config=config, shards=SHARDS, partitions=MERGE_PARTITIONS)
     for partition in range(MERGE_PARTITIONS):
         merger.load(partition, [])
     for shard in range(SHARDS):

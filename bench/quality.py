@@ -5,8 +5,9 @@
 Every abstract becomes a single-patent offer classified under its CPC group. For a seeded sample of
 patents of each group, a demand is written from the first sentence of the abstract alone (no IPC codes,
 no budget), posted by the patent's own seller so that the patent itself is filtered out. A hit is an
-offer of the same CPC group among the engine's top 10 (its real open matches, ``min_score`` included:
-a result the broker never sees counts as a miss). Precision@10 is averaged within each group, then over
+offer of the same CPC group among the engine's top 10: its real open matches, the demand applied
+and then withdrawn through :meth:`Engine.apply` (``min_score`` and the inferred field included; a
+result the broker never sees counts as a miss). Precision@10 is averaged within each group, then over
 groups. A plain BM25 over jieba tokens, with the corpus's own IDF, runs on the same demands as the
 baseline. Prints one JSON object.
 """
@@ -134,19 +135,18 @@ def run(data: Path, per_group: int, seed: int) -> dict[str, Any]:
     bm25 = Bm25([r["abstract"] for r in records])
     engine_p: dict[str, list[float]] = defaultdict(list)
     bm25_p: dict[str, list[float]] = defaultdict(list)
-    shard = engine.shards[0]
     for group, ids in samples.items():
         for i in ids:
             event = demand_event(i, records[i])
-            engine.load(entity_from_event(event, engine.analyzer, engine.config))
-            found = shard.local_top_k(("demand", event.demand_id))
+            engine.apply(event)
+            found = engine.views.view(("demand", event.demand_id))
             hits = sum(records[int(c.counterpart_id.split("-")[1])]["cpc_group"] == group for c in found[:10])
             engine_p[group].append(hits / 10)
             baseline = bm25.top(event.description, 10, exclude=i)
             bm25_p[group].append(sum(records[j]["cpc_group"] == group for j in baseline) / 10)
-            engine.load(entity_from_event(event.model_copy(update={"version": 2, "status": "withdrawn",
-                                                                    "event_id": f"{event.event_id}-w"}),
-                                          engine.analyzer, engine.config), withdrawn=True)  # fmt: skip
+            engine.apply(
+                event.model_copy(update={"version": 2, "status": "withdrawn", "event_id": f"{event.event_id}-w"})
+            )
     return {
         "offers": len(records),
         "groups": len(samples),

@@ -31,6 +31,14 @@ class Candidate:
     financier_version: int | None
     score: float
     match_id: str = field(default="", compare=False)
+    field_codes: tuple[str, ...] = field(default=(), compare=False)
+    """The counterpart's IPC codes, when the seeker names none and its field is inferred."""
+    inference_weight: float = field(default=0.0, compare=False)
+    """When the seeker's field is inferred (:mod:`matcher.inference`): the summed weight of the parts
+    ``score`` is the mean of, which the inferred field joins; 0 otherwise."""
+    inferred_field: float | None = field(default=None, compare=False)
+    """The inferred field part, once the seeker's open matches are ranked with it (``score`` then
+    includes it)."""
 
     def __post_init__(self) -> None:
         if not self.match_id:

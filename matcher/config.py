@@ -47,6 +47,11 @@ class MatchingConfig(BaseModel):
     """Candidates kept behind each seeker's top K, so a match that leaves is replaced without asking
     the shards again."""
     min_score: float = Field(0.35, ge=0, le=1)
+    inference_pool: int = Field(20, ge=1, le=200)
+    """A demand naming no IPC codes has its field inferred (``matcher.inference``) over this many of its
+    best candidates by the other parts, and its open matches are the best K of them by the full score."""
+    inference_votes: int = Field(5, ge=1, le=200)
+    """How many of those best candidates lend their IPC codes to the inferred field."""
     price_tolerance: float = Field(0.10, ge=0, le=1)
     """An asking price up to budget × (1 + tolerance) still fits, with a decaying price score."""
     bridge_stretch: float = Field(0.50, ge=0, le=5)
@@ -69,6 +74,15 @@ class MatchingConfig(BaseModel):
         if self.bridge_stretch and self.bridge_stretch <= self.price_tolerance:
             raise ValueError("bridge_stretch must exceed price_tolerance (or be 0 to disable bridges)")
         return self
+
+    def ranked_depth(self, inferred: bool) -> int:
+        """How deep a seeker's ranking is kept exact: its top K, or the pool its field is inferred over
+        (``inferred``) when that is deeper."""
+        return max(self.top_k, self.inference_pool) if inferred else self.top_k
+
+    def depth(self, inferred: bool) -> int:
+        """Candidates kept per seeker: the exact ranking, and the reserve behind it."""
+        return self.ranked_depth(inferred) + self.reserve
 
     def to_cny(self, amount: float, currency: str) -> float | None:
         """``amount`` in yuan, or None when the table has no rate (such a pair never matches)."""

@@ -17,7 +17,7 @@ from matcher.book import Entity, Outcome, kind_of
 from matcher.candidates import Candidate, SeekerKey
 from matcher.config import MatchingConfig
 from matcher.entities import Demand, Offer, demand_from_event, offer_from_event, request_from_event
-from matcher.explain import Explanation, explain_financing, explain_offer
+from matcher.explain import Explanation, explain_financing, explain_offer, explained_with_inferred_field
 from matcher.shard import Shard, ShardUpdate
 from matcher.text import TextAnalyzer, default_analyzer
 from matcher.views import Views
@@ -117,7 +117,7 @@ class Engine:
         self.analyzer = analyzer or default_analyzer()
         indexes = range(shards) if only_shard is None else [only_shard]
         self.shards = [Shard(self.config, self.analyzer, index=i, count=shards) for i in indexes]
-        self.views = Views(self.config.top_k, self.config.reserve)
+        self.views = Views(self.config, local=only_shard is not None)
 
     def apply(self, event: InputEvent) -> Result:
         return self.apply_entity(entity_from_event(event, self.analyzer, self.config), event)
@@ -238,12 +238,15 @@ class Engine:
             )
         owner = next(s for s in self.shards if s.owns_offer(candidate.counterpart_id))
         financier = home.entity("demand", candidate.financier_id) if candidate.financier_id else None
-        return explain_offer(
+        explanation = explain_offer(
             home.entity("demand", candidate.seeker_id),
             owner.entity("offer", candidate.counterpart_id),
             financier,
             self.config,
         )
+        if candidate.inferred_field is None:
+            return explanation
+        return explained_with_inferred_field(explanation, candidate.inferred_field, candidate.field_codes)
 
     def open_matches(self) -> dict[str, Candidate]:
         return self.views.open_matches()

@@ -3,7 +3,8 @@ in the language of the demand (a Chinese demand gets Chinese reasons)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from matcher.config import MatchingConfig
@@ -13,7 +14,7 @@ from matcher.scoring import Components, matched_codes, matched_terms, offer_fit
 from schemas import MatchFacts, Money
 from schemas.types import MAX_AMOUNT
 
-__all__ = ["Explanation", "explain_financing", "explain_offer"]
+__all__ = ["Explanation", "explain_financing", "explain_offer", "explained_with_inferred_field", "with_inferred_field"]
 
 _LEVEL_NAMES = (  # the field score of each IPC level shared, best first
     (1.0, ("同一技术小组", "same subgroup")),
@@ -142,3 +143,29 @@ def explain_financing(collateral: Collateral, lender: Demand, config: MatchingCo
     value = None if collateral.value_cny is None else _money(collateral.value_cny, "CNY", config)
     facts = MatchFacts(requested_amount=request.amount, collateral_value=value, loan_to_value=ltv)
     return Explanation(parts.as_dict(), tuple(reasons), tuple(codes), tuple(terms), facts)
+
+
+def with_inferred_field(
+    components: Mapping[str, float], reasons: Sequence[str], field: float, codes: Sequence[str]
+) -> tuple[dict[str, float], list[str], list[str]]:
+    """The components, reasons and matched codes of an offer's match whose field part was inferred
+    (:mod:`matcher.inference`): the field part joins the components, and a first reason says which of
+    the offer's codes it comes from (the matched codes). The reason is in the language of the last of
+    the others, the offer's strength, which :func:`explain_offer` always gives in the demand's."""
+    field = round(field, 6)
+    components = {"field": field} | {name: value for name, value in components.items() if name != "field"}
+    if field <= 0 or not codes:
+        return components, list(reasons), []
+    zh = bool(reasons) and any("\u4e00" <= ch <= "\u9fff" for ch in reasons[-1])
+    name = _level_name(field, zh)
+    reason = (
+        f"技术领域推断吻合：{'、'.join(codes)}（与最相近的专利{name}）"
+        if zh
+        else f"Field inferred from the closest patents: {', '.join(codes)} ({name})"
+    )
+    return components, [reason, *reasons], list(codes)
+
+
+def explained_with_inferred_field(explanation: Explanation, field: float, codes: Sequence[str]) -> Explanation:
+    components, reasons, matched = with_inferred_field(explanation.components, explanation.reasons, field, codes)
+    return replace(explanation, components=components, reasons=tuple(reasons), matched_ipc=tuple(matched))

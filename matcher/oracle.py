@@ -3,8 +3,9 @@
 It uses none of the engine's machinery — no book, no indexes, no views, no vectorised scoring,
 nothing incremental: the final book is read straight off the log (highest version per entity; open if active
 and not expired at the final watermark), every pair is scored with the scalar definitions of
-:mod:`matcher.scoring`, and each seeker keeps its top K. (It shares the conversion of an event into a
-record and the registry rule for collateral, which are definitions, not machinery.)
+:mod:`matcher.scoring`, and each seeker keeps its top K (the best K of its pool by the score with its
+inferred field, :mod:`matcher.inference`, when it names no IPC codes). (It shares the conversion of an
+event into a record and the registry rule for collateral, which are definitions, not machinery.)
 Tests compare the engine — and, through ``fold``, the service's output topic — against it.
 """
 
@@ -20,6 +21,7 @@ from matcher.config import MatchingConfig
 from matcher.engine import entity_from_event
 from matcher.entities import Demand, Offer, Request
 from matcher.financing import Registry, financing_fit, resolve
+from matcher.inference import inference_weight, open_ranking
 from matcher.scoring import combine, financier_fits_bridge, financier_rank, offer_fit
 from matcher.text import TextAnalyzer, default_analyzer
 from schemas import InputEvent, entity_id
@@ -104,7 +106,9 @@ def oracle_matches(
     out: dict[str, Candidate] = {}
     for demand in book.buyers[index::count]:
         found = []
+        weight = inference_weight(demand, config.weights)
         for offer in book.offers:
+            codes = offer.codes if weight else ()
             fit = offer_fit(demand, offer, config)
             if fit is None:
                 continue
@@ -113,15 +117,18 @@ def oracle_matches(
                 continue
             if fit.gap_cny is None:
                 found.append(Candidate("transaction", "demand", demand.id, demand.version, "offer", offer.id,
-                                       offer.version, None, None, score))  # fmt: skip
+                                       offer.version, None, None, score, field_codes=codes,
+                                       inference_weight=weight))  # fmt: skip
                 continue
             gap = fit.gap_cny
             fitting = [f for f in book.financiers if financier_fits_bridge(f, demand, offer, gap)]
             if fitting:
                 best = min(fitting, key=lambda f: financier_rank(f, demand))
                 found.append(Candidate("bridge", "demand", demand.id, demand.version, "offer", offer.id,
-                                       offer.version, best.id, best.version, score))  # fmt: skip
-        out.update((c.match_id, c) for c in sorted(found, key=lambda c: c.order)[: config.top_k])
+                                       offer.version, best.id, best.version, score, field_codes=codes,
+                                       inference_weight=weight))  # fmt: skip
+        ranked = open_ranking(sorted(found, key=lambda c: c.order)[: config.ranked_depth(weight > 0)], config)
+        out.update((c.match_id, c) for c in ranked)
 
     registry = Registry()
     for offer in book.offers:

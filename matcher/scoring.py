@@ -9,7 +9,9 @@ Choices where DESIGN.md is silent, made once here:
 - a pair must be *on topic*: field ≥ 0.6 (same subclass or deeper) or text ≥ ``TOPICAL_TEXT``;
   otherwise price, region and freshness alone would match unrelated listings.
 - components that do not apply (field without demand codes, price without a budget) are left out and
-  the score divides by the weights that do apply.
+  the score divides by the weights that do apply. A demand without codes gets its field part back when
+  its open matches are ranked, inferred from its best candidates (``matcher/inference.py``): it is not
+  a function of one pair, so it is not here.
 - time-dependent parts are judged at the pair's meeting time, the later of the two ``occurred_at``s,
   so a score never changes while neither side does.
 """

@@ -26,6 +26,7 @@ from matcher.entities import Demand, Offer, Request
 from matcher.financing import INTENT_FOR, Collateral, Registry, resolve, served
 from matcher.gap_pairs import BridgeHint, GapPairs
 from matcher.index import DocIndex, QueryIndex, territory_words
+from matcher.inference import inference_weight
 from matcher.scoring import LEVEL_SCORES, financier_fits_bridge
 from matcher.store import FloatArray, IntArray, Interner
 from matcher.text import TextAnalyzer, query_norm, saturate
@@ -489,8 +490,7 @@ class Shard:
                 ranked_above = slots[(nearness_to_buyer > own) | ((nearness_to_buyer == own) & smaller_id)]
             if self._best_financier(demand, offer, pair.gap, among=ranked_above) is None:
                 self._gap_pairs.set_hint(pair.row, self._hint(financier, demand))
-                ids = ("demand", demand.id, demand.version, "offer", offer.id, offer.version)
-                out.append(Candidate("bridge", *ids, financier.id, financier.version, pair.score))  # type: ignore[arg-type]
+                out.append(self._offer_pair(demand, offer, financier, pair.score))
         return out
 
     def _widen_gaps(self, demand_id: str, gap: float) -> None:
@@ -541,26 +541,32 @@ class Shard:
     def _offer_candidate(self, demand: Demand, offer: Offer, scores: PairScores, row: int) -> Candidate | None:
         score = float(scores.score[row])
         if not scores.gap[row]:
-            return Candidate(
-                "transaction", "demand", demand.id, demand.version, "offer", offer.id, offer.version, None, None, score
-            )
+            return self._offer_pair(demand, offer, None, score)
         gap = float(scores.gap_cny[row])
         self._widen_gaps(demand.id, gap)
         financier = self._best_financier(demand, offer, gap)
         self._note_gap_pair(demand, offer, gap, score, financier)
         if financier is None:
             return None
+        return self._offer_pair(demand, offer, financier, score)
+
+    def _offer_pair(self, demand: Demand, offer: Offer, financier: Demand | None, score: float) -> Candidate:
+        """A transaction, or a bridge when a financier closes the gap; with the offer's codes when the
+        demand's field is inferred."""
+        weight = inference_weight(demand, self.config.weights)
         return Candidate(
-            "bridge",
+            "transaction" if financier is None else "bridge",
             "demand",
             demand.id,
             demand.version,
             "offer",
             offer.id,
             offer.version,
-            financier.id,
-            financier.version,
+            None if financier is None else financier.id,
+            None if financier is None else financier.version,
             score,
+            field_codes=offer.codes if weight else (),
+            inference_weight=weight,
         )
 
     def _demand_top_k(self, demand: Demand) -> list[Candidate]:
@@ -575,7 +581,8 @@ class Shard:
         for the others."""
         slots, text_raw, field_scores = self.offers.on_topic(demand.query, demand.codes, class_levels=False)
         d = _scalars(self._buyer_values(demand))
-        first_share = max(self.score_all_up_to, self.config.top_k + self.config.reserve)
+        depth = self.config.depth(inference_weight(demand, self.config.weights) > 0)
+        first_share = max(self.score_all_up_to, depth)
         if len(slots) <= first_share:
             return self._rank_offers(demand, d, slots, text_raw, field_scores)
         fitting = np.flatnonzero(self._fits_on_few_columns(demand, d, slots, text_raw, field_scores))
@@ -587,7 +594,7 @@ class Shard:
         bound = transaction_score_bounds(d, strength, text_raw=text_raw, field=field_bounds, config=self.config)
         first = np.flatnonzero(bound >= np.partition(bound, len(bound) - first_share)[len(bound) - first_share])
         found = self._rank_offers(demand, d, slots[first], text_raw[first], field_scores[first])
-        if len(found) < self.config.top_k + self.config.reserve:
+        if len(found) < depth:
             contenders = np.flatnonzero(bound >= self.config.min_score)
         else:
             contenders = np.flatnonzero(bound >= found[-1].score)
@@ -639,13 +646,15 @@ class Shard:
             scores.score[rows],
             lambda position: ids[slots[rows[position]]],
             lambda row, offer_id: self._offer_candidate(demand, self.offers.entities[offer_id], scores, row),
+            self.config.depth(inference_weight(demand, self.config.weights) > 0),
         )
 
-    def _best_first(self, rows: IntArray, scores: Any, id_at: Callable[[int], Any], make: Any) -> list[Candidate]:
-        """The first K + reserve candidates in rank order (score, then id), building only as many as
+    def _best_first(
+        self, rows: IntArray, scores: Any, id_at: Callable[[int], Any], make: Any, depth: int
+    ) -> list[Candidate]:
+        """The first ``depth`` candidates in rank order (score, then id), building only as many as
         needed (a bridge row without a fitting financier builds nothing and the next row moves up)."""
         out: list[Candidate] = []
-        depth = self.config.top_k + self.config.reserve
         for position, entity_id in _rank_order(scores, id_at):
             if len(out) >= depth:
                 break
@@ -728,6 +737,7 @@ class Shard:
             lambda row, fid: self._financing_candidate(
                 collateral, self.financiers.entities[fid], float(scores.score[row])
             ),
+            self.config.depth(False),
         )
 
     # ---- queries from the merger ------------------------------------------------------------------

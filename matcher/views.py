@@ -1,10 +1,16 @@
 """The merger's state: each seeker's open matches (its top K), with a reserve behind them.
 
-For each seeker the merger keeps the best ``K + R`` candidates (R is the reserve), and whether that
-list is *complete* — holds every eligible candidate, because there were fewer. Open matches are the
-first K. When a member leaves (withdrawn, expired, updated), it is dropped and the next in line moves
-up; the shards are asked again only when an incomplete list runs short of K. A new candidate enters
-when it beats the last of an incomplete list, or anywhere in a complete one.
+For each seeker the merger keeps its best ``P + R`` candidates, and whether that list is *complete* —
+holds every eligible candidate, because there were fewer. P is K, or the pool a seeker's inferred field
+is ranked over (:mod:`matcher.inference`) when that is deeper, and R is the reserve. Open matches are
+the first K, or the best K of the pool by the score with the inferred field. When a member leaves
+(withdrawn, expired, updated), it is dropped and the next in line moves up; the shards are asked again
+only when an incomplete list runs short of P, so its first P are always exactly the book's. A new
+candidate enters when it beats the last of an incomplete list, or anywhere in a complete one.
+
+A shard of the service keeps the same lists over its own offers, and answers the merger with its
+*ranked prefix* — the first K, or the whole pool of a seeker whose field is inferred — as they rank
+without the inferred field: the merger ranks the merged pool.
 
 Changes are collected per event (:meth:`Views.begin` … :meth:`Views.finish`), and what is announced is
 the difference of each touched seeker's open matches before and after.
@@ -17,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from operator import attrgetter, is_
 
 from matcher.candidates import Candidate, SeekerKey
+from matcher.config import MatchingConfig
+from matcher.inference import open_ranking
 
 __all__ = ["ViewChange", "Views"]
 
@@ -45,9 +53,11 @@ def _keys_still_held(gone: Candidate, members: Iterable[Candidate]) -> set[Entit
 
 
 class Views:
-    def __init__(self, top_k: int, reserve: int) -> None:
-        self.top_k = top_k
-        self.depth = top_k + reserve
+    def __init__(self, config: MatchingConfig, *, local: bool = False) -> None:
+        """``local``: the lists of one shard among several, whose views are ranked prefixes."""
+        self.config = config
+        self.local = local
+        self.top_k = config.top_k
         self._lists: dict[SeekerKey, list[Candidate]] = {}
         self._incomplete: set[SeekerKey] = set()
         """Seekers whose lists were cut at ``depth``: an eligible candidate may lie beyond, so a newcomer
@@ -55,11 +65,28 @@ class Views:
         dict of flags, for the reason given in :class:`~matcher.book.Book` for its versions."""
         self._holders: dict[EntityKey, set[SeekerKey]] = {}
         self._before: dict[SeekerKey, list[Candidate]] = {}
+        self._ranked: dict[SeekerKey, list[Candidate]] = {}
+        """The open matches of each seeker whose field is inferred, as :meth:`finish` last ranked them
+        (it would otherwise rank the pool before a change as well as after)."""
 
     # ---- reading ---------------------------------------------------------------------------------
     def view(self, seeker: SeekerKey) -> list[Candidate]:
-        """The seeker's open matches, best first."""
-        return list(self._lists.get(seeker, ())[: self.top_k])
+        """The seeker's open matches, best first; for a local view, its ranked prefix."""
+        prefix = self._prefix(self._lists.get(seeker, []))
+        if self.local or not prefix or not prefix[0].inference_weight:
+            return prefix
+        ranked = self._ranked.get(seeker) if seeker not in self._before else None
+        return list(ranked) if ranked is not None else open_ranking(prefix, self.config)
+
+    def _prefix(self, members: list[Candidate]) -> list[Candidate]:
+        """What the open matches are drawn from: the first K, or the pool of an inferred field."""
+        return members[: self._ranked_depth(members)]
+
+    def _ranked_depth(self, members: Sequence[Candidate]) -> int:
+        return self.config.ranked_depth(bool(members) and members[0].inference_weight > 0)
+
+    def _depth(self, members: Sequence[Candidate]) -> int:
+        return self.config.depth(bool(members) and members[0].inference_weight > 0)
 
     def holders_of(self, key: EntityKey) -> set[SeekerKey]:
         """Seekers whose lists (open matches or reserve) involve this entity."""
@@ -76,12 +103,13 @@ class Views:
         return {c.match_id: c for seeker in self._lists for c in self.view(seeker)}
 
     def __len__(self) -> int:
-        return sum(min(len(v), self.top_k) for v in self._lists.values())
+        return sum(len(self.view(seeker)) for seeker in self._lists)
 
     def check_index(self) -> None:
-        """Raise if the index of holders is not exactly what the lists hold. A stale entry changes no
-        match (a seeker is only looked at again for nothing), so only this check would see one; but
-        it is memory never freed, for every entity that ever left a list."""
+        """Raise if the index of holders is not exactly what the lists hold (a stale entry changes no
+        match: a seeker is only looked at again for nothing, so only this check would see one; but it
+        is memory never freed, for every entity that ever left a list), or if a kept ranking is not
+        its seeker's."""
         expected: dict[EntityKey, set[SeekerKey]] = {}
         for seeker, members in self._lists.items():
             for candidate in members:
@@ -90,6 +118,9 @@ class Views:
         if expected != self._holders:
             stale = {k: v for k, v in self._holders.items() if expected.get(k) != v}
             raise AssertionError(f"holders index differs from the lists: {len(stale)} keys, e.g. {list(stale)[:3]}")
+        for seeker, ranked in self._ranked.items():
+            if ranked != open_ranking(self._prefix(self._lists.get(seeker, [])), self.config):
+                raise AssertionError(f"the ranking kept for {seeker} is not its pool's")
 
     # ---- changing, within one event ----------------------------------------------------------------
     def begin(self) -> None:
@@ -97,14 +128,15 @@ class Views:
 
     def _touch(self, seeker: SeekerKey) -> None:
         if seeker not in self._before:
-            self._before[seeker] = self.view(seeker)
+            self._before[seeker] = self._prefix(self._lists.get(seeker, []))
 
     def replace(self, seeker: SeekerKey, answers: Sequence[Sequence[Candidate]]) -> None:
         """Replace a seeker's list with the merge of every shard's answer (each at most ``depth`` long)."""
         self._touch(seeker)
         merged = sorted((c for answer in answers for c in answer), key=lambda c: c.order)
-        complete = all(len(answer) < self.depth for answer in answers) and len(merged) <= self.depth
-        self._store(seeker, merged[: self.depth], complete)
+        depth = self._depth(merged)
+        complete = all(len(answer) < depth for answer in answers) and len(merged) <= depth
+        self._store(seeker, merged[:depth], complete)
 
     def drop_member(self, key: EntityKey) -> set[SeekerKey]:
         """Remove every candidate involving this entity; returns the seekers now short of K (to ask
@@ -115,7 +147,7 @@ class Views:
             kept = [c for c in self._lists.get(seeker, []) if key not in _members_of(c)]
             complete = seeker not in self._incomplete
             self._store(seeker, kept, complete)
-            if not complete and len(kept) < self.top_k:
+            if not complete and len(kept) < self._ranked_depth(kept):
                 short.add(seeker)
         return short
 
@@ -139,7 +171,7 @@ class Views:
         # holders index changes by those two alone (a busy trigger admits a hundred candidates).
         self._touch(seeker)
         members.insert(bisect.bisect_left(members, order, key=attrgetter("order")), candidate)
-        pushed_out = members.pop() if len(members) > self.depth else None
+        pushed_out = members.pop() if len(members) > self._depth(members) else None
         self._lists[seeker] = members
         self._mark(seeker, complete and pushed_out is None)
         if pushed_out is candidate:
@@ -151,8 +183,11 @@ class Views:
     def finish(self) -> list[ViewChange]:
         """What changed in the open matches of every seeker touched since :meth:`begin`."""
         changes = []
-        for seeker, old in sorted(item for item in self._before.items() if not self._same_view(*item)):
-            new = self.view(seeker)
+        for seeker, old_prefix in sorted(item for item in self._before.items() if not self._same_prefix(*item)):
+            old = self._ranked.pop(seeker, None) or self._rank(old_prefix)
+            new = self._rank(self._prefix(self._lists.get(seeker, [])))
+            if new and new[0].inference_weight:
+                self._ranked[seeker] = new
             before = {c.match_id: c for c in old}
             after = {c.match_id for c in new}
             left = [c for c in old if c.match_id not in after]
@@ -166,10 +201,13 @@ class Views:
         self._before.clear()
         return changes
 
-    def _same_view(self, seeker: SeekerKey, old: list[Candidate]) -> bool:
-        """Whether the seeker's open matches are still the very candidates they were, in the same order
-        (most of a busy trigger's newcomers land in the reserve, behind an unchanged top K)."""
-        new = self._lists.get(seeker, ())[: self.top_k]
+    def _rank(self, prefix: list[Candidate]) -> list[Candidate]:
+        return prefix if self.local else open_ranking(prefix, self.config)
+
+    def _same_prefix(self, seeker: SeekerKey, old: list[Candidate]) -> bool:
+        """Whether what the seeker's open matches are drawn from is still the very candidates it was, in
+        the same order (most of a busy trigger's newcomers land in the reserve, behind it)."""
+        new = self._prefix(self._lists.get(seeker, []))
         return len(new) == len(old) and all(map(is_, new, old))
 
     def touched(self) -> list[SeekerKey]:

@@ -25,8 +25,11 @@ from typing import Any
 import orjson
 
 from matcher.candidates import Candidate, SeekerKey
+from matcher.config import MatchingConfig
+from matcher.explain import with_inferred_field
+from matcher.inference import open_ranking
 from schemas import MatchEvent
-from streams.sharding import candidate_from_wire, decode_answer, merge_partition, seeker_key
+from streams.sharding import candidate_from_wire, candidate_to_wire, decode_answer, merge_partition, seeker_key
 
 __all__ = ["Announcement", "Merger", "candidate_of_event"]
 
@@ -76,9 +79,12 @@ class Merger:
     and shard, ``"<kind>:<id>|<shard>"``, holding that shard's latest answer as it arrived (answers are
     several KB and arrive several per input event: they are not decoded and encoded again)."""
 
-    def __init__(self, store: MutableMapping[str, bytes], *, top_k: int, shards: int, partitions: int) -> None:
+    def __init__(
+        self, store: MutableMapping[str, bytes], *, config: MatchingConfig, shards: int, partitions: int
+    ) -> None:
         self.store = store
-        self.top_k = top_k
+        self.config = config
+        self.top_k = config.top_k
         self.shards = shards
         self.partitions = partitions
         self._emitted: dict[int, dict[SeekerKey, dict[str, Candidate]]] = {}
@@ -186,10 +192,18 @@ class Merger:
 
     def _merged(self, held: Iterable[Mapping[str, Any]]) -> list[tuple[list[Any], Explained]]:
         """The top K of the shards' members, as they came on the wire (``candidate_to_wire``): most
-        stay as they were, and are compared without building a :class:`Candidate` for each."""
+        stay as they were, and are compared without building a :class:`Candidate` for each. A seeker
+        whose field is inferred gets the best K of its merged pool, ranked with it."""
         members = [(_with_match_id(wire), x) for answer in held for wire, x in answer["members"]]
         members.sort(key=lambda pair: (-pair[0][SCORE], pair[0][COUNTERPART_ID], pair[0][FINANCIER_ID] or ""))
-        return members[: self.top_k]
+        if not members or len(members[0][0]) <= INFERENCE_WEIGHT:
+            return members[: self.top_k]
+        pool = members[: self.config.ranked_depth(True)]
+        explained = {wire[MATCH_ID]: x for wire, x in pool}
+        return [
+            (candidate_to_wire(c), _with_inferred_field(explained[c.match_id], c))
+            for c in open_ranking([candidate_from_wire(wire) for wire, _ in pool], self.config)
+        ]
 
     def _diff(
         self,
@@ -236,6 +250,7 @@ SEEKER_VERSION, COUNTERPART_ID, COUNTERPART_VERSION, FINANCIER_ID, FINANCIER_VER
     9,
     10,
 )
+INFERENCE_WEIGHT = 12
 
 
 def _with_match_id(wire: list[Any]) -> list[Any]:
@@ -270,6 +285,16 @@ EXPLANATION_FIELDS: Mapping[str, Any] = {
 """The fields of an explanation that every event carries, and their values when there is none (the
 model's defaults)."""
 NO_EXPLANATION = orjson.dumps(EXPLANATION_FIELDS)
+
+
+def _with_inferred_field(explanation: Explained, candidate: Candidate) -> Mapping[str, Any]:
+    """A shard's explanation of a member, with the field part the merger inferred for it."""
+    fields = orjson.loads(_explanation_json(explanation))
+    assert candidate.inferred_field is not None
+    components, reasons, matched = with_inferred_field(
+        fields["components"], fields["reasons"], candidate.inferred_field, candidate.field_codes
+    )
+    return fields | {"components": components, "reasons": reasons, "matched_ipc": matched}
 
 
 def _explanation_json(explanation: Explained) -> bytes:

@@ -136,7 +136,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     book_table = written_through_table(app, "book", partitions=settings.shards)
     answers_table = written_through_table(app, "answers", partitions=settings.merge_partitions)
     shards = ShardStage(book_table, shards=settings.shards, config=config, analyzer=default_analyzer())
-    merger = Merger(answers_table, top_k=config.top_k, shards=settings.shards, partitions=settings.merge_partitions)
+    merger = Merger(answers_table, config=config, shards=settings.shards, partitions=settings.merge_partitions)
     metrics = ServiceMetrics()
     progress: Progress = {}
     sources = {topics.offers, topics.demands, topics.financing, topics.shard_log, topics.answers}

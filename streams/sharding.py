@@ -191,12 +191,19 @@ def candidate_to_wire(candidate: Candidate) -> list[object]:
     """The candidate as a JSON list, its match id included (the merger reads thousands a second and
     need not hash them again)."""
     c = candidate
-    return [c.kind, c.seeker_kind, c.seeker_id, c.seeker_version, c.counterpart_kind, c.counterpart_id,
+    wire = [c.kind, c.seeker_kind, c.seeker_id, c.seeker_version, c.counterpart_kind, c.counterpart_id,
             c.counterpart_version, c.financier_id, c.financier_version, c.score, c.match_id]  # fmt: skip
+    if c.inference_weight:
+        wire += [list(c.field_codes), c.inference_weight]
+    return wire
 
 
-def candidate_from_wire(fields: list[object]) -> Candidate:
-    return Candidate(*fields)  # type: ignore[arg-type]
+def candidate_from_wire(fields: list[Any]) -> Candidate:
+    """A candidate off the wire: the eleven fields every member has, and the two of a seeker whose field
+    is inferred (``field_codes``, ``inference_weight``)."""
+    if len(fields) > 11:
+        return Candidate(*fields[:11], field_codes=tuple(fields[11]), inference_weight=fields[12])
+    return Candidate(*fields)
 
 
 def _explanation_to_wire(explanation: Explanation) -> dict[str, object]:

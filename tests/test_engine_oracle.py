@@ -68,6 +68,7 @@ def check(
     shards=st.sampled_from([1, 2, 4]),
     top_k=st.sampled_from([1, 3, 10]),
     reserve=st.sampled_from([0, 2, 10]),
+    inference=st.sampled_from([(20, 5), (4, 2), (1, 1), (12, 12)]),
     updates=st.floats(0, 0.4),
     withdrawals=st.floats(0, 0.3),
     expiring=st.floats(0, 0.5),
@@ -80,6 +81,7 @@ def test_open_matches_equal_the_oracle_for_any_order_and_split(
     shards: int,
     top_k: int,
     reserve: int,
+    inference: tuple[int, int],
     updates: float,
     withdrawals: float,
     expiring: float,
@@ -87,7 +89,8 @@ def test_open_matches_equal_the_oracle_for_any_order_and_split(
 ) -> None:
     market = Market(market_seed, mix=MarketMix(offers=0.45, buyers=0.3, financiers=0.1, requests=0.15))
     log = market.lifecycle(size, updates=updates, withdrawals=withdrawals, expiring=expiring)
-    config = MatchingConfig(top_k=top_k, reserve=reserve)
+    pool, votes = inference
+    config = MatchingConfig(top_k=top_k, reserve=reserve, inference_pool=pool, inference_votes=votes)
     check([to_event(d) for d in log], order_seed, shards, config, score_all_up_to)
 
 

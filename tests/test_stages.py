@@ -43,7 +43,7 @@ def run_stages(
     events (and after the last), as the service does when records wait in its queue."""
     config = config or MatchingConfig()
     stages = [ShardStage({}, shards=SHARDS, config=config, analyzer=default_analyzer()) for _ in range(SHARDS)]
-    merger = Merger({}, top_k=config.top_k, shards=SHARDS, partitions=MERGERS)
+    merger = Merger({}, config=config, shards=SHARDS, partitions=MERGERS)
     for partition in range(MERGERS):
         merger.load(partition, [])
     out: list[dict[str, object]] = []
@@ -164,7 +164,7 @@ def test_a_resync_repairs_what_a_crash_lost_and_an_old_answer_changes_nothing() 
     oracle = oracle_matches([to_event(d) for d in documents])
     # A merger that lost everything it emitted (the output never reached the topic) gets it all back
     # from the shards' resync, and a stale answer (older tag) afterwards does not move anything.
-    fresh = Merger(dict(merger.store), top_k=merger.top_k, shards=SHARDS, partitions=MERGERS)
+    fresh = Merger(dict(merger.store), config=merger.config, shards=SHARDS, partitions=MERGERS)
     for partition in range(MERGERS):
         fresh.load(partition, [])
     repaired: list[dict[str, object]] = []
@@ -189,7 +189,7 @@ def test_a_merger_that_crashed_before_announcing_announces_when_it_takes_the_par
             stage.apply(shard, offset, key, value)
         for answer in stage.take_answers(shard):
             merger.receive(merge_partition(answer.seeker, MERGERS), answer.to_bytes())
-    restarted = Merger(dict(merger.store), top_k=merger.top_k, shards=SHARDS, partitions=MERGERS)
+    restarted = Merger(dict(merger.store), config=merger.config, shards=SHARDS, partitions=MERGERS)
     for partition in range(MERGERS):
         restarted.load(partition, [e for e in out if merge_partition(_seeker_of(e), MERGERS) == partition])
     resync = announced(restarted)
@@ -236,7 +236,7 @@ def test_answers_stored_by_earlier_versions_announce_the_same_events() -> None:
     assert any(answer.seeker[0] == "financing" for answer in answers)
 
     def announced_from(stored: dict[str, bytes]) -> list[dict[str, object]]:
-        merger = Merger(stored, top_k=MatchingConfig().top_k, shards=SHARDS, partitions=MERGERS)
+        merger = Merger(stored, config=MatchingConfig(), shards=SHARDS, partitions=MERGERS)
         for partition in range(MERGERS):
             merger.load(partition, [])
         return announced(merger)
