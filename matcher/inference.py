@@ -66,9 +66,9 @@ def open_ranking(pool: Sequence[Candidate], config: MatchingConfig) -> list[Cand
     return [_with_score(c, -negated, inferred) for negated, _, _, inferred, c in ranked[: config.top_k]]
 
 
-_VOTES_KEPT = 8192
+_VOTES_KEPT = 1024
 """Sets of voters' codes whose inferred fields are kept, at most (past that, the cache starts again)."""
-_CODES_KEPT = 2048
+_CODES_KEPT = 256
 """Sets of codes kept per set of voters' codes, at most."""
 _inferred_by_votes: dict[tuple[tuple[str, ...], ...], Callable[[tuple[str, ...]], float]] = {}
 
@@ -115,7 +115,7 @@ def closeness(voted: dict[str, float], codes: tuple[str, ...]) -> float:
     return max((voted[level] for level in voted.keys() & _levels_of(codes)), default=0.0)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _levels_of(codes: tuple[str, ...]) -> frozenset[str]:
     return frozenset(level for code in codes for level in levels(code))
 

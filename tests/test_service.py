@@ -154,15 +154,17 @@ async def test_a_restart_in_the_middle_of_a_replay_loses_nothing(deployment: Dep
 
 
 def _repeats_are_exact_copies(events: list[dict[str, object]]) -> None:
-    """Two match events with the same match id and versions must say the same thing."""
+    """Two match events with the same match id, versions and score must say the same thing. (The same
+    versions may score anew: the field a text-only demand's pool infers, ``matcher.inference``.)"""
     seen: dict[tuple[object, ...], tuple[object, ...]] = {}
     for e in events:
         if e["type"] != "match":
             continue
         c = e["counterpart"]
         s = e["seeker"]
-        key = (e["match_id"], s["version"], c["version"], (e.get("financier") or {}).get("version"))  # type: ignore[index,union-attr]
-        said = (e["score"], e["kind"], tuple(e["reasons"]))  # type: ignore[arg-type]
+        financier_version = (e.get("financier") or {}).get("version")  # type: ignore[union-attr]
+        key = (e["match_id"], s["version"], c["version"], financier_version, e["score"])  # type: ignore[index]
+        said = (e["kind"], tuple(e["reasons"]), e["components"])  # type: ignore[arg-type]
         assert seen.setdefault(key, said) == said, f"a repeat of {key} differs"
 
 
