@@ -47,9 +47,10 @@ class MatchingConfig(BaseModel):
     """Candidates kept behind each seeker's top K, so a match that leaves is replaced without asking
     the shards again."""
     min_score: float = Field(0.35, ge=0, le=1)
-    inference_pool: int = Field(20, ge=1, le=200)
+    inference_pool: int = Field(20, ge=0, le=200)
     """A demand naming no IPC codes has its field inferred (``matcher.inference``) over this many of its
-    best candidates by the other parts, and its open matches are the best K of them by the full score."""
+    best candidates by the other parts, and its open matches are the best K of them by the full score.
+    0 turns the inference off (such a demand then matches on the parts that apply alone)."""
     inference_votes: int = Field(5, ge=1, le=200)
     """How many of those best candidates lend their IPC codes to the inferred field."""
     price_tolerance: float = Field(0.10, ge=0, le=1)

@@ -31,17 +31,18 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 from matcher.candidates import Candidate
-from matcher.config import MatchingConfig, Weights
+from matcher.config import MatchingConfig
 from matcher.entities import Demand
 from matcher.scoring import LEVEL_SCORES, levels, round_score
 
 __all__ = ["closeness", "closeness_map", "inference_weight", "open_ranking"]
 
 
-def inference_weight(demand: Demand, weights: Weights) -> float:
+def inference_weight(demand: Demand, config: MatchingConfig) -> float:
     """The summed weight of the parts that apply between ``demand`` and any offer, if its field is to
-    be inferred (it names no IPC codes); 0 if not."""
-    if demand.codes or not weights.field:
+    be inferred (it names no IPC codes, and inference is on: ``inference_pool`` above 0); 0 if not."""
+    weights = config.weights
+    if demand.codes or not weights.field or not config.inference_pool:
         return 0.0
     price = weights.price if demand.has_budget else 0.0
     return weights.text + price + weights.strength + weights.region + weights.freshness

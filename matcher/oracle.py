@@ -106,7 +106,7 @@ def oracle_matches(
     out: dict[str, Candidate] = {}
     for demand in book.buyers[index::count]:
         found = []
-        weight = inference_weight(demand, config.weights)
+        weight = inference_weight(demand, config)
         for offer in book.offers:
             codes = offer.codes if weight else ()
             fit = offer_fit(demand, offer, config)

@@ -553,7 +553,7 @@ class Shard:
     def _offer_pair(self, demand: Demand, offer: Offer, financier: Demand | None, score: float) -> Candidate:
         """A transaction, or a bridge when a financier closes the gap; with the offer's codes when the
         demand's field is inferred."""
-        weight = inference_weight(demand, self.config.weights)
+        weight = inference_weight(demand, self.config)
         return Candidate(
             "transaction" if financier is None else "bridge",
             "demand",
@@ -581,7 +581,7 @@ class Shard:
         for the others."""
         slots, text_raw, field_scores = self.offers.on_topic(demand.query, demand.codes, class_levels=False)
         d = _scalars(self._buyer_values(demand))
-        depth = self.config.depth(inference_weight(demand, self.config.weights) > 0)
+        depth = self.config.depth(inference_weight(demand, self.config) > 0)
         first_share = max(self.score_all_up_to, depth)
         if len(slots) <= first_share:
             return self._rank_offers(demand, d, slots, text_raw, field_scores)
@@ -646,7 +646,7 @@ class Shard:
             scores.score[rows],
             lambda position: ids[slots[rows[position]]],
             lambda row, offer_id: self._offer_candidate(demand, self.offers.entities[offer_id], scores, row),
-            self.config.depth(inference_weight(demand, self.config.weights) > 0),
+            self.config.depth(inference_weight(demand, self.config) > 0),
         )
 
     def _best_first(

@@ -68,7 +68,7 @@ def check(
     shards=st.sampled_from([1, 2, 4]),
     top_k=st.sampled_from([1, 3, 10]),
     reserve=st.sampled_from([0, 2, 10]),
-    inference=st.sampled_from([(20, 5), (4, 2), (1, 1), (12, 12)]),
+    inference=st.sampled_from([(20, 5), (4, 2), (1, 1), (12, 12), (0, 5)]),
     updates=st.floats(0, 0.4),
     withdrawals=st.floats(0, 0.3),
     expiring=st.floats(0, 0.5),

@@ -112,6 +112,16 @@ def test_a_demand_naming_codes_has_no_field_inferred() -> None:
     assert not any(reason.startswith("技术领域推断") for reason in match.to_event(EMITTED).reasons)
 
 
+def test_a_pool_of_zero_turns_the_inference_off() -> None:
+    engine = Engine(MatchingConfig(inference_pool=0))
+    engine.apply(offer("sensor", patents=[sensor("CN113281453B", "G01N 27/12")], keywords=["气体传感器"]))
+    notices = engine.apply(demand(ipc=[], description="需要低功耗气体传感器技术，用于空气净化器")).notices
+    (match,) = [n for n in notices if n.type == "match"]
+    event = match.to_event(EMITTED)
+    assert match.candidate.inference_weight == 0 and match.candidate.inferred_field is None
+    assert "field" not in event.components and event.matched_ipc == []
+
+
 def test_the_services_merger_explains_an_inferred_field_as_the_engine_does() -> None:
     offers = [
         offer(f"s{i}", minute=i, patents=[sensor(f"CN11328145{i}B", code)], keywords=["气体传感器"])
