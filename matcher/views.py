@@ -52,6 +52,11 @@ def _keys_still_held(gone: Candidate, members: Iterable[Candidate]) -> set[Entit
     return still
 
 
+def _inferred(members: Sequence[Candidate]) -> bool:
+    """Whether these candidates of one seeker are ranked with an inferred field (all are, or none)."""
+    return bool(members) and members[0].inference_weight > 0
+
+
 class Views:
     def __init__(self, config: MatchingConfig, *, local: bool = False) -> None:
         """``local``: the lists of one shard among several, whose views are ranked prefixes."""
@@ -73,7 +78,7 @@ class Views:
     def view(self, seeker: SeekerKey) -> list[Candidate]:
         """The seeker's open matches, best first; for a local view, its ranked prefix."""
         prefix = self._prefix(self._lists.get(seeker, []))
-        if self.local or not prefix or not prefix[0].inference_weight:
+        if self.local or not _inferred(prefix):
             return prefix
         ranked = self._ranked.get(seeker) if seeker not in self._before else None
         return list(ranked) if ranked is not None else open_ranking(prefix, self.config)
@@ -83,10 +88,10 @@ class Views:
         return members[: self._ranked_depth(members)]
 
     def _ranked_depth(self, members: Sequence[Candidate]) -> int:
-        return self.config.ranked_depth(bool(members) and members[0].inference_weight > 0)
+        return self.config.ranked_depth(_inferred(members))
 
     def _depth(self, members: Sequence[Candidate]) -> int:
-        return self.config.depth(bool(members) and members[0].inference_weight > 0)
+        return self.config.depth(_inferred(members))
 
     def holders_of(self, key: EntityKey) -> set[SeekerKey]:
         """Seekers whose lists (open matches or reserve) involve this entity."""
@@ -186,7 +191,7 @@ class Views:
         for seeker, old_prefix in sorted(item for item in self._before.items() if not self._same_prefix(*item)):
             old = self._ranked.pop(seeker, None) or self._rank(old_prefix)
             new = self._rank(self._prefix(self._lists.get(seeker, [])))
-            if new and new[0].inference_weight:
+            if _inferred(new):
                 self._ranked[seeker] = new
             before = {c.match_id: c for c in old}
             after = {c.match_id for c in new}

@@ -40,6 +40,15 @@ Explained = bytes | str | Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
+class _Inferred:
+    """A member's explanation as the shard gave it, and the member ranked with its inferred field: the
+    explanation is completed only if the member is announced (most of a top K is unchanged)."""
+
+    explained: Explained
+    candidate: Candidate
+
+
+@dataclass(frozen=True, slots=True)
 class Announcement:
     """One match or revoke event for ``patent.matches``: its JSON (a :class:`schemas.MatchEvent` as
     :func:`schemas.encode` writes it), its partition, and what the service counts and keys it by."""
@@ -190,7 +199,7 @@ class Merger:
                 held[shard] = answer
         return held
 
-    def _merged(self, held: Iterable[Mapping[str, Any]]) -> list[tuple[list[Any], Explained]]:
+    def _merged(self, held: Iterable[Mapping[str, Any]]) -> list[tuple[list[Any], Explained | _Inferred]]:
         """The top K of the shards' members, as they came on the wire (``candidate_to_wire``): most
         stay as they were, and are compared without building a :class:`Candidate` for each. A seeker
         whose field is inferred gets the best K of its merged pool, ranked with it."""
@@ -201,7 +210,7 @@ class Merger:
         pool = members[: self.config.ranked_depth(True)]
         explained = {wire[MATCH_ID]: x for wire, x in pool}
         return [
-            (candidate_to_wire(c), _with_inferred_field(explained[c.match_id], c))
+            (candidate_to_wire(c), _Inferred(explained[c.match_id], c))
             for c in open_ranking([candidate_from_wire(wire) for wire, _ in pool], self.config)
         ]
 
@@ -209,7 +218,7 @@ class Merger:
         self,
         partition: int,
         seeker: SeekerKey,
-        merged: list[tuple[list[Any], Explained]],
+        merged: list[tuple[list[Any], Explained | _Inferred]],
         reasons: Mapping[str, str],
         trigger: Trigger,
         emitted_at: datetime,
@@ -297,9 +306,11 @@ def _with_inferred_field(explanation: Explained, candidate: Candidate) -> Mappin
     return fields | {"components": components, "reasons": reasons, "matched_ipc": matched}
 
 
-def _explanation_json(explanation: Explained) -> bytes:
+def _explanation_json(explanation: Explained | _Inferred) -> bytes:
     """A member's explanation as JSON: as the shard encoded it, or from the forms of answers stored by
-    earlier versions (:func:`streams.sharding.decode_answer`)."""
+    earlier versions (:func:`streams.sharding.decode_answer`), completed with an inferred field."""
+    if isinstance(explanation, _Inferred):
+        explanation = _with_inferred_field(explanation.explained, explanation.candidate)
     if isinstance(explanation, bytes):
         return explanation
     if isinstance(explanation, str):
