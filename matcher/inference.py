@@ -27,16 +27,14 @@ one-off count).
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Sequence
-from functools import lru_cache
+from collections.abc import Sequence
 
 from matcher.candidates import Candidate
 from matcher.config import MatchingConfig
 from matcher.entities import Demand
 from matcher.scoring import LEVEL_SCORES, levels, round_score
 
-__all__ = ["closeness", "closeness_map", "inference_weight", "open_ranking"]
+__all__ = ["closeness_by_level", "closeness_to_voters", "inference_weight", "open_ranking"]
 
 
 def inference_weight(demand: Demand, config: MatchingConfig) -> float:
@@ -55,11 +53,12 @@ def open_ranking(pool: Sequence[Candidate], config: MatchingConfig) -> list[Cand
     if not pool or not pool[0].inference_weight:
         return list(pool[: config.top_k])
     pool = pool[: config.ranked_depth(True)]
-    inferred_for = _inferred_for(tuple(sorted(voter.field_codes for voter in pool[: config.inference_votes])))
+    votes = [voter.field_codes for voter in pool[: config.inference_votes]]
+    by_level = closeness_by_level(votes)
     weight = config.weights.field
     ranked = []
     for candidate in pool:
-        inferred = inferred_for(candidate.field_codes)
+        inferred = _mean_to_one_decimal(closeness_to_voters(by_level, candidate.field_codes), len(votes))
         w = candidate.inference_weight
         score = round_score((candidate.score * w + weight * inferred) / (w + weight))
         if score >= config.min_score:
@@ -68,58 +67,40 @@ def open_ranking(pool: Sequence[Candidate], config: MatchingConfig) -> list[Cand
     return [_with_score(c, -negated, inferred) for negated, _, _, inferred, c in ranked[: config.top_k]]
 
 
-_VOTES_KEPT = 1024
-"""Sets of voters' codes whose inferred fields are kept, at most (past that, the cache starts again)."""
-_CODES_KEPT = 256
-"""Sets of codes kept per set of voters' codes, at most."""
-_inferred_by_votes: dict[tuple[tuple[str, ...], ...], Callable[[tuple[str, ...]], float]] = {}
+_TENTHS = tuple(round(score * 10) for score in LEVEL_SCORES)
+"""The field part by depth of the deepest shared level, in tenths: sums of them are exact."""
 
 
-def _inferred_for(votes: tuple[tuple[str, ...], ...]) -> Callable[[tuple[str, ...]], float]:
-    """The inferred field of each set of codes, for the voters' codes ``votes``; cached, for a seeker is
-    ranked again at each change of its pool, mostly with the same voters, and the seekers of a field
-    share theirs."""
-    known = _inferred_by_votes.get(votes)
-    if known is not None:
-        return known
-    if len(_inferred_by_votes) >= _VOTES_KEPT:
-        _inferred_by_votes.clear()
-    maps = [(closeness_map(codes), count / len(votes)) for codes, count in Counter(votes).items()]
-    fields: dict[tuple[str, ...], float] = {}
-
-    def inferred(codes: tuple[str, ...]) -> float:
-        field = fields.get(codes)
-        if field is None:
-            if len(fields) >= _CODES_KEPT:
-                fields.clear()
-            field = fields[codes] = round(sum(share * closeness(m, codes) for m, share in maps), 1)
-        return field
-
-    _inferred_by_votes[votes] = inferred
-    return inferred
+def closeness_by_level(votes: Sequence[tuple[str, ...]]) -> dict[str, list[int]]:
+    """Each level (section, class, subclass, main group, subgroup) of the voters' codes, with the field
+    part, in tenths, a code sharing it would score against each voter (the deepest level of a voter's
+    code: 10, as a demand code containing the patent's). A pool is ranked against all its voters at
+    once: a candidate's closeness to each is then a few look-ups and an element-wise max."""
+    by_level: dict[str, list[int]] = {}
+    for voter, codes in enumerate(votes):
+        for code in codes:
+            code_levels = levels(code)
+            for depth, level in enumerate(code_levels, start=1):
+                tenths = 10 if depth == len(code_levels) else _TENTHS[depth]
+                row = by_level.get(level)
+                if row is None:
+                    row = by_level[level] = [0] * len(votes)
+                if row[voter] < tenths:
+                    row[voter] = tenths
+    return by_level
 
 
-def closeness_map(codes: tuple[str, ...]) -> dict[str, float]:
-    """Each level of ``codes`` (section, class, subclass, main group, subgroup), with the field part
-    a code sharing it would score (its deepest level: 1.0, as a demand code containing the patent's),
-    so that :func:`closeness` reads :func:`~matcher.scoring.field_score` off a few look-ups."""
-    best: dict[str, float] = {}
-    for code in codes:
-        *above, deepest = levels(code)
-        for depth, level in enumerate(above, start=1):
-            best[level] = max(best.get(level, 0.0), LEVEL_SCORES[depth])
-        best[deepest] = 1.0
-    return best
+def closeness_to_voters(by_level: dict[str, list[int]], codes: tuple[str, ...]) -> list[int]:
+    """``field_score(voter's codes, codes)`` for each voter of :func:`closeness_by_level`, in tenths
+    (nothing if no level is shared with any)."""
+    rows = [row for code in codes for level in levels(code) if (row := by_level.get(level)) is not None]
+    return list(map(max, zip(*rows, strict=True))) if rows else []
 
 
-def closeness(voted: dict[str, float], codes: tuple[str, ...]) -> float:
-    """``field_score(voted codes, codes)``, from :func:`closeness_map` of the voted codes."""
-    return max((voted[level] for level in voted.keys() & _levels_of(codes)), default=0.0)
-
-
-@lru_cache(maxsize=8192)
-def _levels_of(codes: tuple[str, ...]) -> frozenset[str]:
-    return frozenset(level for code in codes for level in levels(code))
+def _mean_to_one_decimal(tenths: list[int], voters: int) -> float:
+    """The mean of the voters' closeness to one decimal, rounded half up in integers (exact, so that the
+    same codes always give the same field whatever order the sum ran in)."""
+    return (2 * sum(tenths) + voters) // (2 * voters) / 10
 
 
 def _with_score(c: Candidate, score: float, inferred: float) -> Candidate:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from matcher import Candidate, Engine, MatchingConfig
-from matcher.inference import closeness, closeness_map, open_ranking
+from matcher.inference import closeness_by_level, closeness_to_voters, open_ranking
 from matcher.scoring import field_score, round_score
 from tests.builders import demand, offer, patent
 from tests.test_stages import run_stages
@@ -36,6 +36,7 @@ CONFIG = MatchingConfig(top_k=3, inference_pool=6, inference_votes=3)
 CODES = st.sampled_from(
     ["G01N", "G01N 27/00", "G01N 27/12", "G01N 27/14", "G01N 33/00", "G01M 3/02", "G06F 17/30", "H01M 10/05", "H01M"]
 )
+VOTES = st.lists(st.lists(CODES, min_size=1, max_size=4), min_size=1, max_size=5)
 
 
 def test_the_best_candidates_vote_with_their_codes_and_the_field_joins_the_score() -> None:
@@ -60,9 +61,10 @@ def test_the_best_candidates_vote_with_their_codes_and_the_field_joins_the_score
         assert c.match_id == next(p.match_id for p in POOL if p.counterpart_id == c.counterpart_id)
 
 
-@given(st.lists(CODES, min_size=1, max_size=4), st.lists(CODES, min_size=1, max_size=4))
-def test_closeness_off_a_map_of_levels_is_the_field_part(voted: list[str], codes: list[str]) -> None:
-    assert closeness(closeness_map(tuple(voted)), tuple(codes)) == field_score(voted, codes)
+@given(VOTES, st.lists(CODES, min_size=1, max_size=4))
+def test_closeness_to_each_voter_off_its_levels_is_the_field_part(votes: list[list[str]], codes: list[str]) -> None:
+    tenths = closeness_to_voters(closeness_by_level([tuple(v) for v in votes]), tuple(codes))
+    assert [t / 10 for t in tenths or [0] * len(votes)] == [field_score(voter, codes) for voter in votes]
 
 
 def test_a_candidate_the_field_brings_below_the_threshold_is_not_a_match() -> None:
