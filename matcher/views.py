@@ -24,7 +24,7 @@ from operator import attrgetter, is_
 
 from matcher.candidates import Candidate, SeekerKey
 from matcher.config import MatchingConfig
-from matcher.inference import open_ranking
+from matcher.inference import open_ranking, reranked
 
 __all__ = ["ViewChange", "Views"]
 
@@ -190,7 +190,8 @@ class Views:
         changes = []
         for seeker, old_prefix in sorted(item for item in self._before.items() if not self._same_prefix(*item)):
             old = self._ranked.pop(seeker, None) or self._rank(old_prefix)
-            new = self._rank(self._prefix(self._lists.get(seeker, [])))
+            prefix = self._prefix(self._lists.get(seeker, []))
+            new = prefix if self.local else reranked(old_prefix, old, prefix, self.config)
             if _inferred(new):
                 self._ranked[seeker] = new
             before = {c.match_id: c for c in old}

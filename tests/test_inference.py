@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from matcher import Candidate, Engine, MatchingConfig
-from matcher.inference import closeness_by_level, closeness_to_voters, open_ranking
+from matcher.inference import closeness_by_level, closeness_to_voters, open_ranking, reranked
 from matcher.scoring import field_score, round_score
 from tests.builders import demand, offer, patent
 from tests.test_stages import run_stages
@@ -78,6 +78,30 @@ def test_only_the_pool_is_ranked_and_a_seeker_naming_codes_keeps_its_first_k() -
     named = [candidate(c.counterpart_id, c.score, "", weight=0.0) for c in POOL]
     assert open_ranking(named, CONFIG) == named[:3]
     assert all(c.inferred_field is None for c in open_ranking(named, CONFIG))
+
+
+POOLS = st.lists(st.tuples(st.integers(30, 100), CODES), min_size=0, max_size=12, unique_by=lambda entry: entry[0])
+
+
+def pool_of(entries: list[tuple[int, str]], prefix: str) -> list[Candidate]:
+    """Candidates best first, with scores in hundredths (distinct, so no tie depends on the names)."""
+    ranked = sorted(entries, reverse=True)
+    return [candidate(f"{prefix}{score}", score / 100, code) for score, code in ranked]
+
+
+@given(POOLS, POOLS, st.sets(st.integers(0, 11)), st.sampled_from([(6, 3), (4, 2), (8, 8), (3, 1)]))
+def test_a_pool_ranked_again_from_its_last_ranking_ranks_as_it_would_from_scratch(
+    kept: list[tuple[int, str]], arriving: list[tuple[int, str]], leaving: set[int], sizes: tuple[int, int]
+) -> None:
+    config = CONFIG.model_copy(update={"inference_pool": sizes[0], "inference_votes": sizes[1]})
+    before = pool_of(kept, "k")
+    after = sorted(
+        [c for i, c in enumerate(before) if i not in leaving] + pool_of(arriving, "n"), key=lambda c: c.order
+    )
+    again = reranked(before, open_ranking(before, config), after, config)
+    assert [(c.match_id, c.score, c.inferred_field) for c in again] == [
+        (c.match_id, c.score, c.inferred_field) for c in open_ranking(after, config)
+    ]
 
 
 def sensor(number: str, ipc: str, language: str = "zh") -> dict[str, object]:
