@@ -72,7 +72,8 @@ class Views:
         self._before: dict[SeekerKey, list[Candidate]] = {}
         self._ranked: dict[SeekerKey, list[Candidate]] = {}
         """The open matches of each seeker whose field is inferred, as :meth:`finish` last ranked them
-        (it would otherwise rank the pool before a change as well as after)."""
+        (it would otherwise rank the pool before a change as well as after), even when none is left at
+        ``min_score``; not kept by a local view, which does not rank."""
 
     # ---- reading ---------------------------------------------------------------------------------
     def view(self, seeker: SeekerKey) -> list[Candidate]:
@@ -189,10 +190,10 @@ class Views:
         """What changed in the open matches of every seeker touched since :meth:`begin`."""
         changes = []
         for seeker, old_prefix in sorted(item for item in self._before.items() if not self._same_prefix(*item)):
-            old = self._ranked.pop(seeker, None) or self._rank(old_prefix)
+            old = self._ranked.pop(seeker) if seeker in self._ranked else self._rank(old_prefix)
             prefix = self._prefix(self._lists.get(seeker, []))
-            new = prefix if self.local else reranked(old_prefix, old, prefix, self.config)
-            if _inferred(new):
+            new = self._rank(prefix, since=(old_prefix, old))
+            if not self.local and _inferred(prefix):
                 self._ranked[seeker] = new
             before = {c.match_id: c for c in old}
             after = {c.match_id for c in new}
@@ -207,8 +208,14 @@ class Views:
         self._before.clear()
         return changes
 
-    def _rank(self, prefix: list[Candidate]) -> list[Candidate]:
-        return prefix if self.local else open_ranking(prefix, self.config)
+    def _rank(
+        self, prefix: list[Candidate], since: tuple[list[Candidate], list[Candidate]] | None = None
+    ) -> list[Candidate]:
+        """The open matches drawn from ``prefix`` (a local view's are the prefix itself); ``since``: the
+        prefix before the change and its ranking, which :func:`~matcher.inference.reranked` starts from."""
+        if self.local:
+            return prefix
+        return open_ranking(prefix, self.config) if since is None else reranked(*since, prefix, self.config)
 
     def _same_prefix(self, seeker: SeekerKey, old: list[Candidate]) -> bool:
         """Whether what the seeker's open matches are drawn from is still the very candidates it was, in
