@@ -28,6 +28,7 @@ one-off count).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from matcher.candidates import Candidate
 from matcher.config import MatchingConfig
@@ -95,7 +96,7 @@ def _scored(candidates: Sequence[Candidate], voters: Sequence[Candidate], config
     weight = config.weights.field
     entries = []
     for candidate in candidates:
-        inferred = _mean_to_one_decimal(closeness_to_voters(by_level, candidate.field_codes), len(votes))
+        inferred = _mean_to_one_decimal(_summed_closeness(by_level, candidate.field_codes), len(votes))
         w = candidate.inference_weight
         score = round_score((candidate.score * w + weight * inferred) / (w + weight))
         if score >= config.min_score:
@@ -123,30 +124,55 @@ def closeness_by_level(votes: Sequence[tuple[str, ...]]) -> dict[str, list[int]]
     code: 10, as a demand code containing the patent's). A pool is ranked against all its voters at
     once: a candidate's closeness to each is then a few look-ups and an element-wise max."""
     by_level: dict[str, list[int]] = {}
+    voters = len(votes)
     for voter, codes in enumerate(votes):
         for code in codes:
-            code_levels = levels(code)
-            for depth, level in enumerate(code_levels, start=1):
-                tenths = 10 if depth == len(code_levels) else _TENTHS[depth]
+            for level, tenths in _level_tenths(code):
                 row = by_level.get(level)
                 if row is None:
-                    row = by_level[level] = [0] * len(votes)
+                    row = by_level[level] = [0] * voters
                 if row[voter] < tenths:
                     row[voter] = tenths
     return by_level
 
 
+@lru_cache(maxsize=65536)
+def _level_tenths(code: str) -> tuple[tuple[str, int], ...]:
+    """Each level of ``code`` with the field part, in tenths, that sharing it scores (the code's own
+    level: 10)."""
+    code_levels = levels(code)
+    return tuple(
+        (level, 10 if depth == len(code_levels) else _TENTHS[depth]) for depth, level in enumerate(code_levels, start=1)
+    )
+
+
+@lru_cache(maxsize=16384)
+def _levels_of(codes: tuple[str, ...]) -> tuple[str, ...]:
+    """Every level of every code, once. A candidate carries its offer's codes, and a pool is ranked
+    again and again as offers come and go: the same tuples come back."""
+    return tuple(dict.fromkeys(level for code in codes for level in levels(code)))
+
+
 def closeness_to_voters(by_level: dict[str, list[int]], codes: tuple[str, ...]) -> list[int]:
     """``field_score(voter's codes, codes)`` for each voter of :func:`closeness_by_level`, in tenths
     (nothing if no level is shared with any)."""
-    rows = [row for code in codes for level in levels(code) if (row := by_level.get(level)) is not None]
+    rows = [row for level in _levels_of(codes) if (row := by_level.get(level)) is not None]
     return list(map(max, zip(*rows, strict=True))) if rows else []
 
 
-def _mean_to_one_decimal(tenths: list[int], voters: int) -> float:
+def _summed_closeness(by_level: dict[str, list[int]], codes: tuple[str, ...]) -> int:
+    """The sum of :func:`closeness_to_voters`, without building the list (most candidates share one or
+    two levels with the voters)."""
+    rows = [row for level in _levels_of(codes) if (row := by_level.get(level)) is not None]
+    if len(rows) > 1:
+        return sum(map(max, *rows))
+    return sum(rows[0]) if rows else 0
+
+
+def _mean_to_one_decimal(summed_tenths: int, voters: int) -> float:
     """The mean of the voters' closeness to one decimal, rounded half up in integers (exact, so that the
     same codes always give the same field whatever order the sum ran in)."""
-    return (2 * sum(tenths) + voters) // (2 * voters) / 10
+    return (2 * summed_tenths + voters) // (2 * voters) / 10
 
 
 def _with_score(c: Candidate, score: float, inferred: float) -> Candidate:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import orjson
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from matcher import Candidate, Engine, MatchingConfig
-from matcher.inference import closeness_by_level, closeness_to_voters, open_ranking, reranked
+from matcher.inference import _summed_closeness, closeness_by_level, closeness_to_voters, open_ranking, reranked
 from matcher.scoring import field_score, round_score
 from tests.builders import demand, offer, patent
 from tests.test_stages import run_stages
@@ -62,9 +62,12 @@ def test_the_best_candidates_vote_with_their_codes_and_the_field_joins_the_score
 
 
 @given(VOTES, st.lists(CODES, min_size=1, max_size=4))
+@example(votes=[["G01N"], ["G01M 3/02"]], codes=["G06F 17/30"])  # one level shared, with both voters
 def test_closeness_to_each_voter_off_its_levels_is_the_field_part(votes: list[list[str]], codes: list[str]) -> None:
-    tenths = closeness_to_voters(closeness_by_level([tuple(v) for v in votes]), tuple(codes))
+    by_level = closeness_by_level([tuple(v) for v in votes])
+    tenths = closeness_to_voters(by_level, tuple(codes))
     assert [t / 10 for t in tenths or [0] * len(votes)] == [field_score(voter, codes) for voter in votes]
+    assert _summed_closeness(by_level, tuple(codes)) == round(sum(field_score(voter, codes) for voter in votes) * 10)
 
 
 def test_a_candidate_the_field_brings_below_the_threshold_is_not_a_match() -> None:
