@@ -29,7 +29,21 @@ from matcher.config import MatchingConfig
 from matcher.explain import with_inferred_field
 from matcher.inference import open_ranking
 from schemas import MatchEvent
-from streams.sharding import candidate_from_wire, candidate_to_wire, decode_answer, merge_partition, seeker_key
+from streams.sharding import (
+    COUNTERPART_ID,
+    COUNTERPART_VERSION,
+    FINANCIER_ID,
+    FINANCIER_VERSION,
+    INFERENCE_WEIGHT,
+    MATCH_ID,
+    SCORE,
+    SEEKER_VERSION,
+    candidate_from_wire,
+    candidate_to_wire,
+    decode_answer,
+    merge_partition,
+    seeker_key,
+)
 
 __all__ = ["Announcement", "Merger", "candidate_of_event"]
 
@@ -247,19 +261,6 @@ class Merger:
         if not emitted:
             del self._emitted[partition][seeker]
         return out
-
-
-# Positions in candidate_to_wire's list.
-SEEKER_VERSION, COUNTERPART_ID, COUNTERPART_VERSION, FINANCIER_ID, FINANCIER_VERSION, SCORE, MATCH_ID = (
-    3,
-    5,
-    6,
-    7,
-    8,
-    9,
-    10,
-)
-INFERENCE_WEIGHT = 12
 
 
 def _with_match_id(wire: list[Any]) -> list[Any]:

@@ -187,6 +187,20 @@ def trigger_kind(event: InputEvent) -> str:
     return "financing_request"
 
 
+# Positions in candidate_to_wire's list, which the merger reads without building a Candidate: the
+# eleven fields every member has, then the two of a seeker whose field is inferred.
+SEEKER_VERSION, COUNTERPART_ID, COUNTERPART_VERSION, FINANCIER_ID, FINANCIER_VERSION, SCORE, MATCH_ID = (
+    3,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+)
+FIELD_CODES, INFERENCE_WEIGHT = 11, 12
+
+
 def candidate_to_wire(candidate: Candidate) -> list[object]:
     """The candidate as a JSON list, its match id included (the merger reads thousands a second and
     need not hash them again)."""
@@ -201,8 +215,12 @@ def candidate_to_wire(candidate: Candidate) -> list[object]:
 def candidate_from_wire(fields: list[Any]) -> Candidate:
     """A candidate off the wire: the eleven fields every member has, and the two of a seeker whose field
     is inferred (``field_codes``, ``inference_weight``)."""
-    if len(fields) > 11:
-        return Candidate(*fields[:11], field_codes=tuple(fields[11]), inference_weight=fields[12])
+    if len(fields) > FIELD_CODES:
+        return Candidate(
+            *fields[:FIELD_CODES],
+            field_codes=tuple(fields[FIELD_CODES]),
+            inference_weight=fields[INFERENCE_WEIGHT],
+        )
     return Candidate(*fields)
 
 
