@@ -8,6 +8,7 @@ in the same order as the scalar definition so that both give the same rounded sc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -21,6 +22,7 @@ from matcher.store import FloatArray
 
 __all__ = [
     "BOUND_COLUMNS",
+    "SHARE_ON_TOPIC",
     "PairScores",
     "bound_coefficients",
     "financing_fits_on_few_columns",
@@ -106,7 +108,7 @@ def transaction_scores(
         ok = ok & (np.isnan(d["min_rem"]) | (remaining >= d["min_rem"]))
         text = _text(text_raw, d["qnorm"])
         field = np.where(d["has_codes"], field, 0.0)
-        ok = ok & _fits_on_few_columns(d, o, text=text, field=field, config=config)
+        ok = ok & _fits_on_few_columns(d, o, on_topic=(field >= TOPICAL_FIELD) | (text >= TOPICAL_TEXT), config=config)
 
     rows = np.flatnonzero(np.broadcast_to(ok, np.shape(text)))
     d, o = _take(d, rows), _take(o, rows)
@@ -157,18 +159,37 @@ def fits_on_few_columns(d: Side, o: Side, *, text_raw: FloatArray, field: FloatA
     """The hard filters of :func:`transaction_scores` that read few of the offers' columns: on topic, a
     deal type in common, granted if required, priced within the budget (and its stretch).
 
-    A demand's top K applies them first to every offer on topic, and scores only those that pass.
-    ``o`` needs ``deal``; ``granted`` may be a scalar True when the demand does not require it, and
-    ``price`` and ``rate_known`` scalars when it has no budget (the columns are not read then)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        text = _text(text_raw, d["qnorm"])
-        field = np.where(d["has_codes"], field, 0.0)
-        return _fits_on_few_columns(d, o, text=text, field=field, config=config)
+    A demand's top K applies them first to every offer on topic (hundreds of thousands on a 1M book),
+    and scores only those that pass. So ``d`` is a single demand (scalars), and the text gate compares
+    the share of its norm found with :data:`SHARE_ON_TOPIC` rather than take the text part's square
+    root of every offer. ``o`` needs ``deal``; ``granted`` may be a scalar True when the demand does not
+    require it, and ``price`` and ``rate_known`` scalars when it has no budget (the columns are not
+    read then)."""
+    qnorm = float(d["qnorm"])
+    text_on_topic = text_raw / qnorm >= SHARE_ON_TOPIC if qnorm > 0 else False
+    field_on_topic = field >= TOPICAL_FIELD if d["has_codes"] else False
+    with np.errstate(invalid="ignore"):
+        return _fits_on_few_columns(d, o, on_topic=field_on_topic | text_on_topic, config=config)
 
 
-def _fits_on_few_columns(d: Side, o: Side, *, text: FloatArray, field: FloatArray, config: MatchingConfig) -> Any:
+def _smallest_share_on_topic() -> float:
+    """The least share of a query's norm whose text part (:func:`_text`: its square root) reaches
+    ``TOPICAL_TEXT``, to the last bit: square roots are correctly rounded and never decrease, so a
+    share is on topic exactly when it is at least this."""
+    share = TOPICAL_TEXT * TOPICAL_TEXT
+    while math.sqrt(share) < TOPICAL_TEXT:
+        share = math.nextafter(share, math.inf)
+    while math.sqrt(math.nextafter(share, 0.0)) >= TOPICAL_TEXT:
+        share = math.nextafter(share, 0.0)
+    return share
+
+
+SHARE_ON_TOPIC = _smallest_share_on_topic()
+
+
+def _fits_on_few_columns(d: Side, o: Side, *, on_topic: BoolArray, config: MatchingConfig) -> Any:
     ok = ((d["deal"] & o["deal"]) != 0) & (~d["require_granted"] | o["granted"])
-    ok = ok & ((field >= TOPICAL_FIELD) | (text >= TOPICAL_TEXT))
+    ok = ok & on_topic
     price, bmax = o["price"], d["bmax"]
     stretch_limit = (
         bmax * (1 + config.bridge_stretch) if config.bridge_stretch > 0 else bmax * (1 + config.price_tolerance)

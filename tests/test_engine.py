@@ -24,7 +24,13 @@ from matcher.market import Market, to_event
 from matcher.scoring import TOPICAL_TEXT, field_score, text_score
 from matcher.shard import OFFER_COLUMNS
 from matcher.text import _ZH_STOP, QUERY_NORM_TERMS, default_analyzer, query_norm
-from matcher.vector import BOUND_SLACK, transaction_score_bounds, transaction_scores
+from matcher.vector import (
+    BOUND_SLACK,
+    SHARE_ON_TOPIC,
+    fits_on_few_columns,
+    transaction_score_bounds,
+    transaction_scores,
+)
 from schemas import InputEvent, PatentOffer
 from tests.builders import demand, lender, offer, patent, request
 
@@ -553,6 +559,32 @@ def test_no_pair_scores_above_its_bound_and_the_bound_is_tight() -> None:
     assert len(margins) > 500
     assert min(margins) >= 0
     assert min(margins) <= BOUND_SLACK
+
+
+_NEAR_THE_GATE = st.floats(0.0, 1.0).map(lambda share: share * 0.18)  # shares from 0 to twice the gate's
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(_NEAR_THE_GATE, min_size=1, max_size=30),
+    st.sampled_from([0.0, 1e-300, 0.37, 1.0, 3.7, 55.123456789, 1e6]),
+)
+@example([SHARE_ON_TOPIC, math.nextafter(SHARE_ON_TOPIC, 0.0), TOPICAL_TEXT**2], 1.0)
+def test_the_text_gate_on_shares_is_the_gate_on_the_text_part(shares: list[float], qnorm: float) -> None:
+    """A large book's top K gates the text of every offer on topic by the share of the query's norm it
+    finds (no square root): it must let through exactly the offers whose text part reaches the gate."""
+    text_raw = np.array(shares) * qnorm
+    text_raw = np.concatenate(
+        [text_raw, [math.nextafter(x, 0.0) for x in text_raw], [math.nextafter(x, 9.0) for x in text_raw]]
+    )
+    d = {"qnorm": np.asarray(qnorm), "has_codes": np.asarray(False), "deal": np.asarray(1),
+         "require_granted": np.asarray(False), "has_budget": np.asarray(False), "bmax": np.asarray(np.nan),
+         "rate_known": np.asarray(True)}  # fmt: skip
+    o = {"deal": np.ones(len(text_raw), dtype=np.int64), "granted": True, "price": np.nan, "rate_known": True}
+    gate = fits_on_few_columns(d, o, text_raw=text_raw, field=np.zeros(len(text_raw)), config=MatchingConfig())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        text = np.where(qnorm > 0, np.sqrt(np.minimum(1.0, text_raw / (qnorm if qnorm > 0 else 1.0))), 0.0)
+    assert np.array_equal(np.broadcast_to(gate, text.shape), text >= TOPICAL_TEXT)
 
 
 def test_a_trigger_leaves_the_books_indexes_to_the_old_generation() -> None:
