@@ -156,17 +156,22 @@ def _levels_of(codes: tuple[str, ...]) -> tuple[str, ...]:
 def closeness_to_voters(by_level: dict[str, list[int]], codes: tuple[str, ...]) -> list[int]:
     """``field_score(voter's codes, codes)`` for each voter of :func:`closeness_by_level`, in tenths
     (nothing if no level is shared with any)."""
-    rows = [row for level in _levels_of(codes) if (row := by_level.get(level)) is not None]
+    rows = _shared_rows(by_level, codes)
     return list(map(max, zip(*rows, strict=True))) if rows else []
 
 
 def _summed_closeness(by_level: dict[str, list[int]], codes: tuple[str, ...]) -> int:
     """The sum of :func:`closeness_to_voters`, without building the list (most candidates share one or
     two levels with the voters)."""
-    rows = [row for level in _levels_of(codes) if (row := by_level.get(level)) is not None]
+    rows = _shared_rows(by_level, codes)
     if len(rows) > 1:
         return sum(map(max, *rows))
     return sum(rows[0]) if rows else 0
+
+
+def _shared_rows(by_level: dict[str, list[int]], codes: tuple[str, ...]) -> list[list[int]]:
+    """The rows of :func:`closeness_by_level` for the levels of ``codes`` the voters share."""
+    return [row for level in _levels_of(codes) if (row := by_level.get(level)) is not None]
 
 
 def _mean_to_one_decimal(summed_tenths: int, voters: int) -> float:
