@@ -50,8 +50,26 @@ def _money(amount_cny: float, currency: str, config: MatchingConfig) -> Money | 
     if rate is None or amount_cny <= 0:
         return None
     value = amount_cny / rate
-    amount = Decimal(f"{value:.2f}") if value >= 0.01 else Decimal(f"{value:.3g}")
-    return Money(amount=amount, currency=currency) if amount <= MAX_AMOUNT else None
+    text = f"{value:.2f}" if value >= 0.01 else f"{value:.3g}"
+    return _money_of(text, currency) if Decimal(text) <= MAX_AMOUNT else None
+
+
+_MONIES_KEPT = 4096
+_monies: dict[tuple[str, str], Money] = {}
+
+
+def _money_of(amount: str, currency: str) -> Money:
+    """The Money of an amount's exact text (``Decimal("1.50")`` and ``Decimal("1.5")`` print
+    differently). Cached: an offer entering a hundred seekers' views is explained a hundred times in
+    one trigger, with the same asking price and the same few budget currencies; a Money is immutable.
+    A plain dict holding Money values rather than an ``lru_cache``, whose dict the full collections
+    untrack and each new key puts back in the young generation, to be walked whole."""
+    money = _monies.get((amount, currency))
+    if money is None:
+        if len(_monies) >= _MONIES_KEPT:
+            _monies.clear()
+        money = _monies[(amount, currency)] = Money(amount=Decimal(amount), currency=currency)
+    return money
 
 
 def _fmt(money: Money | None) -> str:
@@ -79,10 +97,10 @@ def explain_offer(demand: Demand, offer: Offer, financier: Demand | None, config
         raise ValueError(f"{offer.id} does not fit {demand.id}: nothing to explain")
     zh = demand.language == "zh"
     codes = matched_codes(demand.codes, offer.codes)
-    terms = matched_terms(demand.query, offer.terms)
+    terms = matched_terms(demand.query, offer.term_keys)
     reasons = _topic_reasons(zh, fit.parts, codes, terms)
     budget = demand.budget_max
-    asking = offer.asking
+    asking = None if offer.asking_price is None else _money_of(str(offer.asking_price[0]), offer.asking_price[1])
     asking_in_budget = None
     gap = None
     if budget is not None and offer.price_cny is not None:

@@ -126,9 +126,9 @@ def text_score(query: Mapping[str, float], terms: Mapping[str, int], doc_len: in
     return math.sqrt(min(1.0, found / total))
 
 
-def matched_terms(query: Mapping[str, float], terms: Mapping[str, int], limit: int = 8) -> list[str]:
-    shared = [t for t in query if t in terms]
-    return sorted(shared, key=lambda t: (-query[t], t))[:limit]
+def matched_terms(query: Mapping[str, float], terms: Iterable[str], limit: int = 8) -> list[str]:
+    """The document's ``terms`` (counts or keys alone) the query weighs most, at most ``limit``."""
+    return sorted(query.keys() & terms, key=lambda t: (-query[t], t))[:limit]
 
 
 def region_score(a: str, b: str) -> float:
@@ -149,10 +149,12 @@ class Components:
     freshness: float
 
     def as_dict(self) -> dict[str, float]:
-        return {
-            name: round_score(value)
-            for name in ("field", "text", "price", "strength", "region", "freshness")
-            if (value := getattr(self, name)) is not None
+        parts = {"field": self.field, "text": self.text, "price": self.price}
+        applying = {name: round_score(value) for name, value in parts.items() if value is not None}
+        return applying | {
+            "strength": round_score(self.strength),
+            "region": round_score(self.region),
+            "freshness": round_score(self.freshness),
         }
 
 
