@@ -1,0 +1,187 @@
+"""Two checkouts of the engine timed in lockstep on one saved book, and their notices compared.
+
+    python -m bench.ab --base HEAD~1 --size 100000 --book-file /tmp/book-100k.pkl
+
+On this shared machine two runs of ``bench.engine`` one after the other differ by 15% and more, in
+either direction: the machine's speed drifts over minutes, so a 5% change cannot be seen that way.
+Here each side (``--base`` and ``--head``: a commit, made a temporary worktree, or a directory) loads
+the same book saved by ``bench.engine --book-file`` (built by the head side if the file is missing) in
+its own process, and both apply the same triggers, one round at a time (an offer, a buyer demand, a
+financing request, a financier), taking turns, the first side alternating from round to round: both
+meet the machine as it is at that moment. The process started first was sometimes slower (up to 10%
+with the same commit on both sides), so the rounds run in two passes, each side started first once.
+
+Each side also hashes the match and revoke events of every trigger, as they go out on
+``patent.matches``: ``same_notices`` tells whether the two checkouts matched alike, so that a change
+meant to be faster and nothing else can be shown to be so. Prints one JSON object: per trigger kind,
+each side's CPU time (summed, p50, p99) and the head's ratio to the base.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+KINDS = ("offer", "demand", "financing", "financier")
+EMITTED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+"""Stamped on every hashed event, so that only what the engine decided is compared."""
+Rounds = list[list[list[Any]]]
+"""Per round, per trigger: [CPU seconds, notices, digest of their events]."""
+
+
+def serve(book_file: Path, size: int, seed: int) -> None:
+    """One side: load the book with this checkout's code, say ``ready``, then for each line read apply one
+    round of triggers and answer with [CPU seconds, notices, digest of their events] per trigger."""
+    from bench.engine import saved_build
+    from matcher.market import to_event
+
+    engine, market, _ = saved_build(book_file, size, seed, True)
+    makers = (market.offer, market.buyer, market.request, market.financier)
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        row = []
+        for make in makers:
+            event = to_event(make())
+            began = time.thread_time()
+            notices = engine.apply(event).notices
+            cpu_s = time.thread_time() - began
+            digest = hashlib.blake2b(digest_size=16)
+            for notice in notices:
+                digest.update(notice.to_event(EMITTED_AT).model_dump_json().encode())
+            row.append([cpu_s, len(notices), digest.hexdigest()])
+        print(json.dumps(row), flush=True)
+
+
+@contextlib.contextmanager
+def checkout(ref: str) -> Iterator[Path]:
+    """A directory holding ``ref``: the directory itself, or a temporary worktree of that commit."""
+    if Path(ref).is_dir():
+        yield Path(ref).resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="patentmatch-ab-") as parent:
+        tree = Path(parent) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(tree), ref], check=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], check=True)
+
+
+class Side:
+    """A serving process running one checkout's code (this file's :func:`serve`, the checkout's modules)."""
+
+    def __init__(self, tree: Path, book_file: Path, size: int, seed: int) -> None:
+        # -P: not this file's directory first on the path, where bench's modules would shadow others.
+        command = [sys.executable, "-P", str(Path(__file__).resolve()), "--serve", str(book_file), str(size), str(seed)]
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        self.process = subprocess.Popen(
+            command, cwd=tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        if self._line() != "ready":
+            self.process.kill()
+            self.close()
+            raise SystemExit(f"the side in {tree} did not load {book_file} (its error is above)")
+        self.rounds: Rounds = []
+
+    def _line(self) -> str:
+        assert self.process.stdout is not None
+        return self.process.stdout.readline().strip()
+
+    def play_round(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        self.rounds.append(json.loads(self._line()))
+
+    def close(self) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()
+        self.process.stdout.close()
+        self.process.wait()
+
+
+def _figures(rounds: Rounds, kind: int) -> dict[str, float]:
+    ms = np.array([row[kind][0] for row in rounds]) * 1000
+    return {
+        "cpu_sum_ms": round(float(ms.sum()), 1),
+        "cpu_p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "cpu_p99_ms": round(float(np.percentile(ms, 99)), 3),
+    }
+
+
+def _outputs(rounds: Rounds) -> list[list[tuple[int, str]]]:
+    """Per round, the count and digest of each trigger's notices."""
+    return [[(count, digest) for _, count, digest in row] for row in rounds]
+
+
+def compare(base: Rounds, head: Rounds) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for k, kind in enumerate(KINDS):
+        b, h = _figures(base, k), _figures(head, k)
+        result[kind] = {
+            **{f"base_{name}": value for name, value in b.items()},
+            **{f"head_{name}": value for name, value in h.items()},
+            "sum_ratio": round(h["cpu_sum_ms"] / b["cpu_sum_ms"], 3),
+            "p99_ratio": round(h["cpu_p99_ms"] / b["cpu_p99_ms"], 3),
+        }
+    pairs = zip(_outputs(base), _outputs(head), strict=True)
+    differing = [r for r, (base_round, head_round) in enumerate(pairs) if base_round != head_round]
+    result["same_notices"] = not differing
+    result["first_differing_round"] = differing[0] if differing else None
+    result["notices"] = sum(t[1] for row in head for t in row)
+    return result
+
+
+def run(base: str, head: str, size: int, seed: int, rounds: int, book_file: Path) -> dict[str, Any]:
+    """``rounds`` rounds on each side, in two passes: the process started first ran up to 10% slower
+    in some runs of the same commit on both sides, so each side is started first once, and both passes
+    apply the same triggers (each pass loads the saved book afresh)."""
+    with checkout(base) as base_tree, checkout(head) as head_tree:
+        trees = {"base": base_tree, "head": head_tree}
+        if not book_file.exists():
+            Side(head_tree, book_file, size, seed).close()  # builds and saves it
+        played: dict[str, list[list[list[Any]]]] = {"base": [], "head": []}
+        for first, second in (("head", "base"), ("base", "head")):
+            sides = {name: Side(trees[name], book_file, size, seed) for name in (first, second)}
+            try:
+                for r in range(rounds // 2):
+                    for name in (first, second) if r % 2 == 0 else (second, first):
+                        sides[name].play_round()
+            finally:
+                for side in sides.values():
+                    side.close()
+            for name, side in sides.items():
+                played[name] += side.rounds
+        return {"base": base, "head": head, "size": size, "rounds": rounds, **compare(played["base"], played["head"])}
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--serve"]:
+        serve(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, help="a commit (checked out in a temporary worktree) or a directory")
+    parser.add_argument("--head", default=".", help="the same (default: this directory, as it is)")
+    parser.add_argument("--size", type=int, default=100_000, help="open entries in the book")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=300, help="rounds of the four trigger kinds")
+    parser.add_argument("--book-file", type=Path, required=True, help="the saved book (bench.engine --book-file)")
+    args = parser.parse_args()
+    print(json.dumps(run(args.base, args.head, args.size, args.seed, args.rounds, args.book_file.resolve())))
+
+
+if __name__ == "__main__":
+    main()
