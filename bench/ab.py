@@ -8,8 +8,12 @@ Here each side (``--base`` and ``--head``: a commit, made a temporary worktree, 
 the same book saved by ``bench.engine --book-file`` (built by the head side if the file is missing) in
 its own process, and both apply the same triggers, one round at a time (an offer, a buyer demand, a
 financing request, a financier), taking turns, the first side alternating from round to round: both
-meet the machine as it is at that moment. The process started first was sometimes slower (up to 10%
-with the same commit on both sides), so the rounds run in two passes, each side started first once.
+meet the machine as it is at that moment. What remains is the process: with the same commit on both
+sides, one process ran 1-5% slower than its twin throughout, and once 25%. So the rounds are shared
+among passes (four by default), each with fresh processes and each side started first in every other
+one, and the ratio reported is the median of the passes' ratios of summed CPU time. With the same
+commit on both sides that median stayed within 2% of 1 (four runs at the 100k book); a change of a
+few percent of a trigger's work is below what this can tell.
 
 Each side also hashes the match and revoke events of every trigger, as they go out on
 ``patent.matches``: ``same_notices`` tells whether the two checkouts matched alike, so that a change
@@ -24,12 +28,14 @@ import contextlib
 import hashlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -127,45 +133,57 @@ def _outputs(rounds: Rounds) -> list[list[tuple[int, str]]]:
     return [[(count, digest) for _, count, digest in row] for row in rounds]
 
 
-def compare(base: Rounds, head: Rounds) -> dict[str, Any]:
+def compare(base: list[Rounds], head: list[Rounds]) -> dict[str, Any]:
+    """Both sides' figures over all passes (each pass a list of rounds), and the median of the passes'
+    ratios of summed CPU time: a pass whose process was slow for reasons of its own moves it little."""
     result: dict[str, Any] = {}
     for k, kind in enumerate(KINDS):
-        b, h = _figures(base, k), _figures(head, k)
+        b, h = _figures(list(chain(*base)), k), _figures(list(chain(*head)), k)
+        by_pass = [
+            _figures(h_pass, k)["cpu_sum_ms"] / _figures(b_pass, k)["cpu_sum_ms"]
+            for b_pass, h_pass in zip(base, head, strict=True)
+        ]
         result[kind] = {
             **{f"base_{name}": value for name, value in b.items()},
             **{f"head_{name}": value for name, value in h.items()},
-            "sum_ratio": round(h["cpu_sum_ms"] / b["cpu_sum_ms"], 3),
+            "sum_ratio": round(statistics.median(by_pass), 3),
+            "sum_ratio_by_pass": [round(ratio, 3) for ratio in by_pass],
             "p99_ratio": round(h["cpu_p99_ms"] / b["cpu_p99_ms"], 3),
         }
-    pairs = zip(_outputs(base), _outputs(head), strict=True)
-    differing = [r for r, (base_round, head_round) in enumerate(pairs) if base_round != head_round]
+    differing = [
+        (p, r)
+        for p, (b_pass, h_pass) in enumerate(zip(base, head, strict=True))
+        for r, (b_round, h_round) in enumerate(zip(_outputs(b_pass), _outputs(h_pass), strict=True))
+        if b_round != h_round
+    ]
     result["same_notices"] = not differing
-    result["first_differing_round"] = differing[0] if differing else None
-    result["notices"] = sum(t[1] for row in head for t in row)
+    result["first_difference"] = {"pass": differing[0][0], "round": differing[0][1]} if differing else None
+    result["notices"] = sum(t[1] for rounds in head for row in rounds for t in row)
     return result
 
 
-def run(base: str, head: str, size: int, seed: int, rounds: int, book_file: Path) -> dict[str, Any]:
-    """``rounds`` rounds on each side, in two passes: the process started first ran up to 10% slower
-    in some runs of the same commit on both sides, so each side is started first once, and both passes
-    apply the same triggers (each pass loads the saved book afresh)."""
+def run(base: str, head: str, size: int, seed: int, rounds: int, book_file: Path, passes: int = 4) -> dict[str, Any]:
+    """``rounds`` rounds on each side, over ``passes`` passes that start fresh processes, each side
+    started first in every other pass, and each apply the same triggers (the saved book's market)."""
     with checkout(base) as base_tree, checkout(head) as head_tree:
         trees = {"base": base_tree, "head": head_tree}
         if not book_file.exists():
             Side(head_tree, book_file, size, seed).close()  # builds and saves it
-        played: dict[str, list[list[list[Any]]]] = {"base": [], "head": []}
-        for first, second in (("head", "base"), ("base", "head")):
+        played: dict[str, list[Rounds]] = {"base": [], "head": []}
+        for p in range(passes):
+            first, second = ("head", "base") if p % 2 == 0 else ("base", "head")
             sides = {name: Side(trees[name], book_file, size, seed) for name in (first, second)}
             try:
-                for r in range(rounds // 2):
+                for r in range(rounds // passes):
                     for name in (first, second) if r % 2 == 0 else (second, first):
                         sides[name].play_round()
             finally:
                 for side in sides.values():
                     side.close()
             for name, side in sides.items():
-                played[name] += side.rounds
-        return {"base": base, "head": head, "size": size, "rounds": rounds, **compare(played["base"], played["head"])}
+                played[name].append(side.rounds)
+        figures = compare(played["base"], played["head"])
+        return {"base": base, "head": head, "size": size, "rounds": rounds, "passes": passes, **figures}
 
 
 def main() -> None:
@@ -177,10 +195,12 @@ def main() -> None:
     parser.add_argument("--head", default=".", help="the same (default: this directory, as it is)")
     parser.add_argument("--size", type=int, default=100_000, help="open entries in the book")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=300, help="rounds of the four trigger kinds")
+    parser.add_argument("--rounds", type=int, default=600, help="rounds of the four trigger kinds, on each side")
+    parser.add_argument("--passes", type=int, default=4, help="pairs of processes the rounds are shared among")
     parser.add_argument("--book-file", type=Path, required=True, help="the saved book (bench.engine --book-file)")
     args = parser.parse_args()
-    print(json.dumps(run(args.base, args.head, args.size, args.seed, args.rounds, args.book_file.resolve())))
+    result = run(args.base, args.head, args.size, args.seed, args.rounds, args.book_file.resolve(), args.passes)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
