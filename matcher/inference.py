@@ -126,24 +126,14 @@ def closeness_by_level(votes: Sequence[tuple[str, ...]]) -> dict[str, list[int]]
     by_level: dict[str, list[int]] = {}
     voters = len(votes)
     for voter, codes in enumerate(votes):
-        for level, tenths in _closest_levels(codes):
-            row = by_level.get(level)
-            if row is None:
-                row = by_level[level] = [0] * voters
-            row[voter] = tenths
+        for code in codes:
+            for level, tenths in _level_tenths(code):
+                row = by_level.get(level)
+                if row is None:
+                    row = by_level[level] = [0] * voters
+                if row[voter] < tenths:
+                    row[voter] = tenths
     return by_level
-
-
-@lru_cache(maxsize=16384)
-def _closest_levels(codes: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
-    """Each level of any of ``codes``, once, with the best field part (in tenths) that sharing it
-    scores. A voter's codes share their upper levels (section, class, often subclass)."""
-    best: dict[str, int] = {}
-    for code in codes:
-        for level, tenths in _level_tenths(code):
-            if best.get(level, -1) < tenths:
-                best[level] = tenths
-    return tuple(best.items())
 
 
 @lru_cache(maxsize=65536)
