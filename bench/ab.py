@@ -8,12 +8,13 @@ Here each side (``--base`` and ``--head``: a commit, made a temporary worktree, 
 the same book saved by ``bench.engine --book-file`` (built by the head side if the file is missing) in
 its own process, and both apply the same triggers, one round at a time (an offer, a buyer demand, a
 financing request, a financier), taking turns, the first side alternating from round to round: both
-meet the machine as it is at that moment. What remains is the process: with the same commit on both
-sides, one process ran 1-5% slower than its twin throughout, and once 25%. So the rounds are shared
-among passes (four by default), each with fresh processes and each side started first in every other
-one, and the ratio reported is the median of the passes' ratios of summed CPU time. With the same
-commit on both sides that median stayed within 2% of 1 (four runs at the 100k book); a change of a
-few percent of a trigger's work is below what this can tell.
+meet the machine as it is at that moment. What remains is the process: the one started first often
+ran ~5% slower than its twin throughout, once 25%, and the same commit run from two directories
+differed by 2% until both were reached through links of the same length. So the rounds are shared
+among passes (four by default), each with fresh processes and each side started first in every
+other one, and the ratio reported is the median of the passes' ratios of summed CPU time. With the
+same commit on both sides that median stayed within 2% of 1 (0.982–1.015 over every kind, two runs
+at the 100k book); a change of a few percent of a trigger's work is below what this can tell.
 
 Each side also hashes the match and revoke events of every trigger, as they go out on
 ``patent.matches``: ``same_notices`` tells whether the two checkouts matched alike, so that a change
@@ -165,10 +166,15 @@ def compare(base: list[Rounds], head: list[Rounds]) -> dict[str, Any]:
 def run(base: str, head: str, size: int, seed: int, rounds: int, book_file: Path, passes: int = 4) -> dict[str, Any]:
     """``rounds`` rounds on each side, over ``passes`` passes that start fresh processes, each side
     started first in every other pass, and each apply the same triggers (the saved book's market)."""
-    with checkout(base) as base_tree, checkout(head) as head_tree:
-        trees = {"base": base_tree, "head": head_tree}
+    with checkout(base) as base_tree, checkout(head) as head_tree, tempfile.TemporaryDirectory() as links:
+        # Each side sees its checkout through a link of the same length, so that the two processes'
+        # paths and environments are the same size: a process's memory layout, and with it its speed,
+        # can shift with them (the same commit from two directories differed by 2%).
+        trees = {"base": Path(links) / "base", "head": Path(links) / "head"}
+        trees["base"].symlink_to(base_tree)
+        trees["head"].symlink_to(head_tree)
         if not book_file.exists():
-            Side(head_tree, book_file, size, seed).close()  # builds and saves it
+            Side(trees["head"], book_file, size, seed).close()  # builds and saves it
         played: dict[str, list[Rounds]] = {"base": [], "head": []}
         for p in range(passes):
             first, second = ("head", "base") if p % 2 == 0 else ("base", "head")
