@@ -178,8 +178,10 @@ def run(base: str, head: str, size: int, seed: int, rounds: int, book_file: Path
         played: dict[str, list[Rounds]] = {"base": [], "head": []}
         for p in range(passes):
             first, second = ("head", "base") if p % 2 == 0 else ("base", "head")
-            sides = {name: Side(trees[name], book_file, size, seed) for name in (first, second)}
+            sides: dict[str, Side] = {}
             try:
+                for name in (first, second):
+                    sides[name] = Side(trees[name], book_file, size, seed)
                 for r in range(rounds // passes):
                     for name in (first, second) if r % 2 == 0 else (second, first):
                         sides[name].play_round()
@@ -205,6 +207,8 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=4, help="pairs of processes the rounds are shared among")
     parser.add_argument("--book-file", type=Path, required=True, help="the saved book (bench.engine --book-file)")
     args = parser.parse_args()
+    if args.rounds < args.passes:
+        parser.error("--rounds must be at least --passes")
     result = run(args.base, args.head, args.size, args.seed, args.rounds, args.book_file.resolve(), args.passes)
     print(json.dumps(result))
 

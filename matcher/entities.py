@@ -141,12 +141,6 @@ class Offer:
     language: str
 
     @property
-    def asking(self) -> Money | None:
-        if self.asking_price is None:
-            return None
-        return Money(amount=self.asking_price[0], currency=self.asking_price[1])
-
-    @property
     def terms(self) -> dict[str, int]:
         """Term counts of titles, abstracts and keywords (kept as two tuples: a dict per offer costs more)."""
         return dict(zip(self.term_keys, self.term_counts, strict=True))
