@@ -149,12 +149,10 @@ class Components:
     freshness: float
 
     def as_dict(self) -> dict[str, float]:
-        parts = {"field": self.field, "text": self.text, "price": self.price}
-        applying = {name: round_score(value) for name, value in parts.items() if value is not None}
-        return applying | {
-            "strength": round_score(self.strength),
-            "region": round_score(self.region),
-            "freshness": round_score(self.freshness),
+        return {
+            name: round_score(value)
+            for name in ("field", "text", "price", "strength", "region", "freshness")
+            if (value := getattr(self, name)) is not None
         }
 
 
