@@ -12,7 +12,8 @@ The baseline is the obvious matcher: score the demand against every offer in the
 scalar definition.
 
 ``--book-file PATH`` saves the built book (views included) and times later runs on it, so that two
-commits can be compared on one 1M book without building its views twice.
+commits can be compared on one 1M book without building its views twice. ``--matching KEY=VALUE``
+times a setting other than the defaults (:mod:`bench.matching_option`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from bench.matching_option import add_matching_option, changed_settings, matching_config
 from matcher import Engine, MatchingConfig
 from matcher.engine import entity_from_event
 from matcher.entities import Demand, Offer
@@ -85,11 +87,13 @@ def bytes_per_offer(count: int, seed: int) -> float:
 TRIGGER_KINDS = ("offer", "demand", "financing", "financier")
 
 
-def build(size: int, seed: int, views: bool) -> tuple[Engine, Market, dict[str, Any]]:
+def build(
+    size: int, seed: int, views: bool, config: MatchingConfig | None = None
+) -> tuple[Engine, Market, dict[str, Any]]:
     """The book of ``size`` open entries (and every seeker's views, if asked), the market positioned
     after it, and what building it cost."""
     market = Market(seed)
-    engine = Engine()
+    engine = Engine(config)
     convert_s = load_s = 0.0
     for document in market.listings(size):
         event = to_event(document)
@@ -117,11 +121,16 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def saved_build(path: Path, size: int, seed: int, views: bool) -> tuple[Engine, Market, dict[str, Any]]:
+def saved_build(
+    path: Path, size: int, seed: int, views: bool, config: MatchingConfig | None = None
+) -> tuple[Engine, Market, dict[str, Any]]:
     """:func:`build`, saved to ``path`` the first time and read back after. A 1M book with its views
     takes over an hour to build; saved, two commits can be timed on the same book in minutes, as long
-    as they store the engine alike (a change of its classes' fields makes the file unreadable)."""
-    key = {"size": size, "seed": seed, "views": views}
+    as they store the engine alike (a change of its classes' fields makes the file unreadable). A book
+    built with other settings than the defaults is saved with them, and read back only with them."""
+    key: dict[str, Any] = {"size": size, "seed": seed, "views": views}
+    if changed := changed_settings(config):
+        key["matching"] = changed
     if path.exists():
         with path.open("rb") as saved, _collector_paused():
             stored_key, interners, built = pickle.load(saved)
@@ -130,7 +139,7 @@ def saved_build(path: Path, size: int, seed: int, views: bool) -> tuple[Engine, 
             raise SystemExit(f"{path} holds a book built with {stored_key}, not {key}")
         adopt_interners(interners)
         return cast(tuple[Engine, Market, dict[str, Any]], built)
-    built = build(size, seed, views)
+    built = build(size, seed, views, config)
     with path.open("wb") as saved, _collector_paused():
         pickle.dump((key, process_interners(), built), saved, protocol=pickle.HIGHEST_PROTOCOL)
     return built
@@ -144,8 +153,12 @@ def run(
     views: bool,
     kinds: tuple[str, ...] = TRIGGER_KINDS,
     book_file: Path | None = None,
+    config: MatchingConfig | None = None,
 ) -> dict[str, Any]:
-    engine, market, costs = saved_build(book_file, size, seed, views) if book_file else build(size, seed, views)
+    if book_file:
+        engine, market, costs = saved_build(book_file, size, seed, views, config)
+    else:
+        engine, market, costs = build(size, seed, views, config)
     config = engine.config
     sizes, seekers = costs["sizes"], costs["seekers"]
     convert_s, load_s, views_s = costs["convert_s"], costs["load_s"], costs["views_s"]
@@ -189,6 +202,8 @@ def run(
         indexed_s.append(time.perf_counter() - began)
 
     result: dict[str, Any] = {"size": size, "book": sizes, "views_built": views, "trigger_kinds": list(makers)}
+    if changed := changed_settings(config):
+        result["matching"] = changed
     for kind in makers:
         result[f"{kind}_p50_ms"], result[f"{kind}_p99_ms"] = percentiles(latencies[kind])
     result["insert_us"] = round(load_s / size * 1e6, 1)
@@ -241,11 +256,13 @@ def main() -> None:
         help="save the built book (views included) here, or time on the one saved there by an earlier run "
         "with the same --size, --seed and views; the build figures are the first run's",
     )
+    add_matching_option(parser)
     args = parser.parse_args()
     kinds = tuple(args.kinds.split(","))
     if unknown := set(kinds) - set(TRIGGER_KINDS):
         parser.error(f"unknown trigger kinds: {sorted(unknown)}")
-    result = run(args.size, args.triggers, args.scans, args.seed, not args.no_views, kinds, args.book_file)
+    config = matching_config(args.matching, parser)
+    result = run(args.size, args.triggers, args.scans, args.seed, not args.no_views, kinds, args.book_file, config)
     print(json.dumps(result))
 
 

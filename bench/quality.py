@@ -1,6 +1,6 @@
 """Retrieval quality on real patent abstracts: does a text-only demand find offers of the same field?
 
-    python -m bench.quality [--data ../shared/data/abstracts_by_cpc.jsonl.gz] [--per-group 30]
+    python -m bench.quality [--data ../shared/data/abstracts_by_cpc.jsonl.gz] [--per-group 30] [--matching KEY=VALUE]
 
 Every abstract becomes a single-patent offer classified under its CPC group. For a seeded sample of
 patents of each group, a demand is written from the first sentence of the abstract alone (no IPC codes,
@@ -28,7 +28,8 @@ from typing import Any
 import jieba
 import numpy as np
 
-from matcher import Engine
+from bench.matching_option import add_matching_option, changed_settings, matching_config
+from matcher import Engine, MatchingConfig
 from matcher.engine import entity_from_event
 from schemas import BuyerDemand, PatentOffer
 
@@ -120,10 +121,10 @@ def macro(per_group: dict[str, list[float]]) -> float:
     return round(statistics.mean(statistics.mean(v) for v in per_group.values()), 4)
 
 
-def run(data: Path, per_group: int, seed: int) -> dict[str, Any]:
+def run(data: Path, per_group: int, seed: int, config: MatchingConfig | None = None) -> dict[str, Any]:
     records = load(data)
     records = [r for r in records if re.fullmatch(r"[A-Z]{2}[0-9A-Z]{3,24}", r["pub_id"])]
-    engine = Engine()
+    engine = Engine(config)
     for i, record in enumerate(records):
         engine.load(entity_from_event(offer_event(i, record), engine.analyzer, engine.config))
     by_group: dict[str, list[int]] = defaultdict(list)
@@ -147,7 +148,8 @@ def run(data: Path, per_group: int, seed: int) -> dict[str, Any]:
             engine.apply(
                 event.model_copy(update={"version": 2, "status": "withdrawn", "event_id": f"{event.event_id}-w"})
             )
-    return {
+    settings = {"matching": changed} if (changed := changed_settings(config)) else {}
+    return settings | {
         "offers": len(records),
         "groups": len(samples),
         "demands": sum(len(v) for v in samples.values()),
@@ -164,8 +166,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--per-group", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
+    add_matching_option(parser)
     args = parser.parse_args()
-    print(json.dumps(run(args.data, args.per_group, args.seed), ensure_ascii=False))
+    config = matching_config(args.matching, parser)
+    print(json.dumps(run(args.data, args.per_group, args.seed, config), ensure_ascii=False))
 
 
 if __name__ == "__main__":
