@@ -34,7 +34,7 @@ def add_matching_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def overrides(pairs: list[str]) -> dict[str, Any]:
+def _nested(pairs: list[str]) -> dict[str, Any]:
     """``["weights.field=0.3", "top_k=5"]`` → ``{"weights": {"field": "0.3"}, "top_k": "5"}``."""
     nested: dict[str, Any] = {}
     for pair in pairs:
@@ -52,7 +52,7 @@ def overrides(pairs: list[str]) -> dict[str, Any]:
 def matching_config(pairs: list[str], parser: argparse.ArgumentParser) -> MatchingConfig:
     """The defaults with ``pairs`` applied; a bad pair ends the program with the parser's usage."""
     try:
-        nested = overrides(pairs)
+        nested = _nested(pairs)
         if "weights" in nested:
             nested["weights"] = MatchingConfig().weights.model_dump() | nested["weights"]
         return MatchingConfig.model_validate(nested)
