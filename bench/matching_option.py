@@ -52,10 +52,7 @@ def _nested(pairs: list[str]) -> dict[str, Any]:
 def matching_config(pairs: list[str], parser: argparse.ArgumentParser) -> MatchingConfig:
     """The defaults with ``pairs`` applied; a bad pair ends the program with the parser's usage."""
     try:
-        nested = _nested(pairs)
-        if "weights" in nested:
-            nested["weights"] = MatchingConfig().weights.model_dump() | nested["weights"]
-        return MatchingConfig.model_validate(nested)
+        return MatchingConfig.model_validate(_nested(pairs))  # a weight not named keeps its default
     except (ValueError, ValidationError) as error:
         parser.error(str(error))
 

@@ -28,7 +28,9 @@ def test_settings_are_validated_as_the_service_validates_its_environment() -> No
     assert changed_settings(parsed()) == {} and changed_settings(None) == {}
 
 
-@pytest.mark.parametrize("pair", ["top_k=many", "no_such_setting=1", "inference_pool", "=3", "weights.color=1"])
+@pytest.mark.parametrize(
+    "pair", ["top_k=many", "no_such_setting=1", "inference_pool", "=3", "weights.color=1", "weights=1"]
+)
 def test_a_bad_setting_stops_the_benchmark_with_the_reason(pair: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parsed(pair)
