@@ -42,7 +42,10 @@ from typing import Any
 
 import numpy as np
 
-KINDS = ("offer", "demand", "financing", "financier")
+from bench.engine import TRIGGER_KINDS as KINDS
+from bench.engine import saved_build
+from matcher.market import to_event
+
 EMITTED_AT = datetime(2000, 1, 1, tzinfo=UTC)
 """Stamped on every hashed event, so that only what the engine decided is compared."""
 Rounds = list[list[list[Any]]]
@@ -51,12 +54,16 @@ Rounds = list[list[list[Any]]]
 
 def serve(book_file: Path, size: int, seed: int) -> None:
     """One side: load the book with this checkout's code, say ``ready``, then for each line read apply one
-    round of triggers and answer with [CPU seconds, notices, digest of their events] per trigger."""
-    from bench.engine import saved_build
-    from matcher.market import to_event
-
+    round of triggers and answer with [CPU seconds, notices, digest of their events] per trigger. Run as
+    ``--serve`` with the checkout first on the path, it imports that checkout's engine."""
     engine, market, _ = saved_build(book_file, size, seed, True)
-    makers = (market.offer, market.buyer, market.request, market.financier)
+    by_kind = {
+        "offer": market.offer,
+        "demand": market.buyer,
+        "financing": market.request,
+        "financier": market.financier,
+    }
+    makers = [by_kind[kind] for kind in KINDS]  # in the order the figures are read back
     print("ready", flush=True)
     for _ in sys.stdin:
         row = []
