@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from matcher.scoring import LEVEL_SCORES, TOPICAL_FIELD, TOPICAL_TEXT, levels
-from matcher.store import FloatArray, IntArray, Interner, Postings, Table
+from matcher.store import FloatArray, IdOrder, IntArray, Interner, Postings, Table
 from matcher.text import query_norm
 
 __all__ = ["TERRITORY_WORDS", "DocIndex", "QueryIndex", "adopt_interners", "process_interners", "territory_words"]
@@ -113,13 +113,15 @@ class _CodeColumns:
 
 
 class _Index:
-    def __init__(self, columns: Mapping[str, Any]) -> None:
+    def __init__(self, columns: Mapping[str, Any], *, ordered_ids: bool = False) -> None:
+        """``ordered_ids``: keep the rows in the order of their ids too (:meth:`first_by_id`)."""
         spec = dict(columns)
         spec.update(_CodeColumns.spec())
         spec.update({f"terr{i}": np.uint64 for i in range(TERRITORY_WORDS)})
         self.table = Table(spec)
         self.text = Postings(self.table)
         self.entities: dict[str, Any] = {}
+        self._by_id = IdOrder(self.table) if ordered_ids else None
         self._class_overflow: dict[int, frozenset[int]] = {}
         self._field_acc = np.zeros(0)
         self._mark = np.zeros(0, dtype=bool)
@@ -134,6 +136,8 @@ class _Index:
         values.update(_CodeColumns.values(codes))
         values.update({f"terr{i}": w for i, w in enumerate(territory_words(terr))})
         slot = self.table.add(entity_id, values)
+        if self._by_id is not None:
+            self._by_id.add(entity_id)
         class_ids = _class_ids(codes)
         if len(class_ids) > _CLASS_SLOTS:
             self._class_overflow[slot] = frozenset(class_ids[_CLASS_SLOTS:])
@@ -145,6 +149,8 @@ class _Index:
         self.entities.pop(entity_id, None)
         if slot is not None:
             self._class_overflow.pop(slot, None)
+            if self._by_id is not None:
+                self._by_id.remove(entity_id)
         return slot
 
     def _scratch(self) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
@@ -168,6 +174,19 @@ class _Index:
     def ids(self, slots: IntArray) -> list[str]:
         ids = self.table.ids
         return [ids[s] for s in slots.tolist()]
+
+    def first_by_id(self, slots: IntArray) -> str | None:
+        """The first id among the rows in ``slots``, None if there are none (``ordered_ids``)."""
+        return self._order().first(slots)
+
+    def ids_before(self, entity_id: str) -> npt.NDArray[np.bool_]:
+        """Per slot, whether its row's id comes before ``entity_id`` (``ordered_ids``)."""
+        return self._order().before(entity_id)
+
+    def _order(self) -> IdOrder:
+        if self._by_id is None:
+            raise TypeError("this index was built without ordered_ids")
+        return self._by_id
 
     def on_topic(
         self, weights: Mapping[str, float], codes: tuple[str, ...], *, class_levels: bool = True
@@ -309,8 +328,8 @@ class QueryIndex(_Index):
     weights; IPC postings by every level prefix of each code (shared depth) and by the code itself
     (containment)."""
 
-    def __init__(self, columns: Mapping[str, Any]) -> None:
-        super().__init__(columns)
+    def __init__(self, columns: Mapping[str, Any], *, ordered_ids: bool = False) -> None:
+        super().__init__(columns, ordered_ids=ordered_ids)
         self.prefix = Postings(self.table)
         self.exact = Postings(self.table)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from matcher import Candidate, Engine, MatchingConfig, Notice, fold, oracle_matc
 from matcher.market import Market, MarketMix, to_event
 from matcher.oracle import final_book, final_log
 from matcher.shard import Shard
+from matcher.store import IdOrder
 from matcher.text import default_analyzer
 from schemas import InputEvent
 
@@ -101,6 +103,15 @@ def test_a_larger_market_in_order_and_shuffled() -> None:
     for order_seed, shards in ((-1, 1), (1, 1), (2, 2), (3, 4)):
         check(events, order_seed, shards, config)
         check(events, order_seed, shards, config, score_all_up_to=0)
+
+
+def test_bridges_take_the_same_financiers_when_the_order_of_ids_chooses_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bridge's financier is the nearest to the buyer, then the smallest id; beyond a few, the shard
+    finds the smallest through :class:`~matcher.store.IdOrder`. Here it always does."""
+    monkeypatch.setattr(IdOrder, "few", 0)
+    events = [to_event(d) for d in Market(2026).lifecycle(600)]
+    assert any(c.kind == "bridge" for c in oracle_matches(events, MatchingConfig()).values())
+    check(events, 1, 2, MatchingConfig())
 
 
 def test_the_oracle_in_shares_adds_up_to_the_whole_oracle() -> None:
