@@ -1,13 +1,14 @@
 """The service's matching path without Kafka: where a worker's time, memory and collection pauses go.
 
     python -m bench.pipeline [--size 20000] [--market listings|churn] [--answer-every 8]
-                             [--gc python|thresholds|worker]
+                             [--gc python|thresholds|worker] [--matching KEY=VALUE]
 
 One :class:`ShardStage` holding every shard and one :class:`Merger`, over plain dicts, apply a
 generated log as a worker does: each event to every shard, then every ``answer-every`` events the
 shards' answers are bundled, received by the merger and announced. ``--gc`` sets the collector:
 Python's defaults, the worker's thresholds alone (:data:`streams.gc_tuning.GC_THRESHOLDS`), or
 everything the worker does (:func:`streams.gc_tuning.tune_gc`, which also freezes long-lived objects).
+``--matching`` sets the matching as for ``bench.engine`` (:mod:`bench.matching_option`).
 
 Prints one JSON object: events/s, milliseconds per event in each step, RSS growth per event, a batch's
 milliseconds from its first event's apply to its announcement (p50, p99, and p99 per match event), and
@@ -33,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from bench.engine import rss_bytes
+from bench.matching_option import add_matching_option, changed_settings, matching_config
 from matcher import MatchingConfig
 from matcher.market import Market
 from matcher.text import default_analyzer
@@ -51,9 +53,11 @@ MARKETS: dict[str, Callable[[int], list[dict[str, Any]]]] = {
 }
 
 
-def run(size: int, answer_every: int, collector: str, market: str = "listings") -> dict[str, Any]:
+def run(
+    size: int, answer_every: int, collector: str, market: str = "listings", config: MatchingConfig | None = None
+) -> dict[str, Any]:
     log = shard_log(MARKETS[market](size))
-    config = MatchingConfig()
+    config = config or MatchingConfig()
     stage = ShardStage({}, shards=SHARDS, config=config, analyzer=default_analyzer())
     merger = Merger({}, config=config, shards=SHARDS, partitions=MERGE_PARTITIONS)
     for partition in range(MERGE_PARTITIONS):
@@ -108,6 +112,7 @@ def run(size: int, answer_every: int, collector: str, market: str = "listings") 
         "shards": SHARDS,
         "answer_every": answer_every,
         "gc": collector,
+        **({"matching": changed} if (changed := changed_settings(config)) else {}),
         "events_per_s": round(size / elapsed, 1),
         "ms_per_event": {step: round(1000 * s / size, 3) for step, s in seconds.items()},
         "answers_per_event": round(answers / size, 2),
@@ -141,8 +146,10 @@ def main() -> None:
     parser.add_argument("--market", choices=sorted(MARKETS), default="listings")
     parser.add_argument("--answer-every", type=int, default=8, help="events between answers (a batch)")
     parser.add_argument("--gc", choices=["python", "thresholds", "worker"], default="worker")
+    add_matching_option(parser)
     args = parser.parse_args()
-    print(json.dumps(run(args.size, args.answer_every, args.gc, args.market)))
+    config = matching_config(args.matching, parser)
+    print(json.dumps(run(args.size, args.answer_every, args.gc, args.market, config)))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """``--matching KEY=VALUE`` of the benchmarks: a setting reaches the engine measured, is printed with the
-result, and a saved book is read back only with the settings it was built with."""
+result (bench.engine, bench.quality, bench.pipeline), and a saved book is read back only with the settings
+it was built with."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import pipeline
 from bench.engine import saved_build
 from bench.matching_option import add_matching_option, changed_settings, matching_config
 from matcher import MatchingConfig
@@ -45,3 +47,10 @@ def test_a_saved_book_is_read_back_only_with_its_settings(tmp_path: Path) -> Non
     assert again.config.inference_pool == 0 and again.sizes() == engine.sizes()
     with pytest.raises(SystemExit, match="holds a book built with"):
         saved_build(book, 300, 5, True, None)
+
+
+def test_the_pipeline_matches_with_the_settings_and_says_which() -> None:
+    defaults = pipeline.run(400, 8, "python", "churn")
+    one_each = pipeline.run(400, 8, "python", "churn", parsed("top_k=1"))
+    assert "matching" not in defaults and one_each["matching"] == {"top_k": 1}
+    assert 0 < one_each["match_events_per_event"] < defaults["match_events_per_event"]
