@@ -391,33 +391,38 @@ class Shard:
 
     # ---- transactions and bridges ------------------------------------------------------------------
     def _best_financier(self, buyer: Demand, offer: Offer, gap: float, among: IntArray | None = None) -> Demand | None:
-        """The financier that bridges ``gap`` for this pair, if any (of the slots ``among``, or of all)."""
+        """The financier that bridges ``gap`` for this pair, if any (of the slots ``among``, or of all):
+        the nearest to the buyer (same region, then country), then the smallest id. The financiers are
+        read tier by tier, nearest first, and only until a tier has one: the buyer's region holds few."""
         slots = self.financiers.table.live_slots() if among is None else among
-        # The ticket range first, on its three columns: it leaves few of many financiers to read further.
         cols = self.financiers.table.cols
-        with np.errstate(invalid="ignore"):
-            slots = slots[cols["rate_known"][slots] & (gap <= cols["bmax"][slots]) & (gap >= cols["bmin"][slots])]
-        if not len(slots):
-            return None
-        f = self._rows(self.financiers, FINANCIER_COLUMNS, slots)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ok = (f["party"] != self._ids.get(buyer.party)) & (f["party"] != self._ids.get(offer.party))
-            ok &= ~f["has_terr"] | self.financiers.territories_overlap(slots, territory_words(offer.territories))
-            ok &= ~f["require_granted"] | offer.all_granted
-            value = _or_nan(offer.value_cny)
-            limits = (f["intent"] == LEND) & ~np.isnan(f["max_ltv"])
-            ok &= ~limits | (~np.isnan(value) & (gap / value <= f["max_ltv"]))
-        # Best = nearest to the buyer (same region, then country), then smallest id; served regions
-        # are checked tier by tier, on the financiers that passed the rest, only until a tier has one.
-        nearness = self._nearness(f["region"], f["country"], buyer.region)
+        nearness = self._nearness(cols["region"][slots], cols["country"][slots], buyer.region)
         for level in (2, 1, 0):
-            tier = slots[ok & (nearness == level)]
-            tier = tier[self._financiers_serving(tier, buyer.region)]
-            first = self.financiers.first_by_id(tier)
+            tier = self._bridging(slots[nearness == level], buyer, offer, gap)
+            first = self.financiers.first_by_id(tier[self._financiers_serving(tier, buyer.region)])
             if first is not None:
                 financier: Demand = self.financiers.entities[first]
                 return financier
         return None
+
+    def _bridging(self, slots: IntArray, buyer: Demand, offer: Offer, gap: float) -> IntArray:
+        """The financiers of ``slots`` that can finance ``gap`` for the pair, but for the regions they
+        serve. The ticket range first, on its three columns: it leaves few of many to read further."""
+        cols = self.financiers.table.cols
+        with np.errstate(invalid="ignore"):
+            slots = slots[cols["rate_known"][slots] & (gap <= cols["bmax"][slots]) & (gap >= cols["bmin"][slots])]
+        if not len(slots):
+            return slots
+        party, max_ltv = cols["party"][slots], cols["max_ltv"][slots]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ok: npt.NDArray[np.bool_] = (party != self._ids.get(buyer.party)) & (party != self._ids.get(offer.party))
+            territories = self.financiers.territories_overlap(slots, territory_words(offer.territories))
+            ok &= ~cols["has_terr"][slots] | territories
+            ok &= ~cols["require_granted"][slots] | offer.all_granted
+            value = _or_nan(offer.value_cny)
+            limits = (cols["intent"][slots] == LEND) & ~np.isnan(max_ltv)
+            ok &= ~limits | (~np.isnan(value) & (gap / value <= max_ltv))
+        return slots[ok]
 
     def _nearness(self, regions: IntArray, countries: IntArray, region: str) -> IntArray:
         """2 in the same region as ``region``, 1 in the same country, 0 elsewhere (interned ids)."""
