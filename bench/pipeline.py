@@ -57,7 +57,7 @@ def run(
     size: int, answer_every: int, collector: str, market: str = "listings", config: MatchingConfig | None = None
 ) -> dict[str, Any]:
     log = shard_log(MARKETS[market](size))
-    config = config or MatchingConfig()
+    config = config if config is not None else MatchingConfig()
     stage = ShardStage({}, shards=SHARDS, config=config, analyzer=default_analyzer())
     merger = Merger({}, config=config, shards=SHARDS, partitions=MERGE_PARTITIONS)
     for partition in range(MERGE_PARTITIONS):
