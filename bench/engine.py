@@ -33,7 +33,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from bench.matching_option import add_matching_option, changed_settings, matching_config
+from bench.matching_option import add_matching_option, matching_config, settings_entry
 from matcher import Engine, MatchingConfig
 from matcher.engine import entity_from_event
 from matcher.entities import Demand, Offer
@@ -128,9 +128,7 @@ def saved_build(
     takes over an hour to build; saved, two commits can be timed on the same book in minutes, as long
     as they store the engine alike (a change of its classes' fields makes the file unreadable). A book
     built with other settings than the defaults is saved with them, and read back only with them."""
-    key: dict[str, Any] = {"size": size, "seed": seed, "views": views}
-    if changed := changed_settings(config):
-        key["matching"] = changed
+    key: dict[str, Any] = {"size": size, "seed": seed, "views": views, **settings_entry(config)}
     if path.exists():
         with path.open("rb") as saved, _collector_paused():
             stored_key, interners, built = pickle.load(saved)
@@ -202,8 +200,7 @@ def run(
         indexed_s.append(time.perf_counter() - began)
 
     result: dict[str, Any] = {"size": size, "book": sizes, "views_built": views, "trigger_kinds": list(makers)}
-    if changed := changed_settings(config):
-        result["matching"] = changed
+    result |= settings_entry(config)
     for kind in makers:
         result[f"{kind}_p50_ms"], result[f"{kind}_p99_ms"] = percentiles(latencies[kind])
     result["insert_us"] = round(load_s / size * 1e6, 1)

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from matcher import MatchingConfig
 
-__all__ = ["add_matching_option", "changed_settings", "matching_config"]
+__all__ = ["add_matching_option", "changed_settings", "matching_config", "settings_entry"]
 
 
 def add_matching_option(parser: argparse.ArgumentParser) -> None:
@@ -60,3 +60,9 @@ def matching_config(pairs: list[str], parser: argparse.ArgumentParser) -> Matchi
 def changed_settings(config: MatchingConfig | None) -> dict[str, Any]:
     """What ``config`` sets otherwise than the defaults (empty for the defaults), to print with a result."""
     return {} if config is None else config.model_dump(exclude_defaults=True)
+
+
+def settings_entry(config: MatchingConfig | None) -> dict[str, Any]:
+    """``{"matching": …}`` with what ``config`` changes, to merge into a result; nothing for the defaults."""
+    changed = changed_settings(config)
+    return {"matching": changed} if changed else {}

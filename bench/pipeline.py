@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from bench.engine import rss_bytes
-from bench.matching_option import add_matching_option, changed_settings, matching_config
+from bench.matching_option import add_matching_option, matching_config, settings_entry
 from matcher import MatchingConfig
 from matcher.market import Market
 from matcher.text import default_analyzer
@@ -112,7 +112,7 @@ def run(
         "shards": SHARDS,
         "answer_every": answer_every,
         "gc": collector,
-        **({"matching": changed} if (changed := changed_settings(config)) else {}),
+        **settings_entry(config),
         "events_per_s": round(size / elapsed, 1),
         "ms_per_event": {step: round(1000 * s / size, 3) for step, s in seconds.items()},
         "answers_per_event": round(answers / size, 2),

@@ -28,7 +28,7 @@ from typing import Any
 import jieba
 import numpy as np
 
-from bench.matching_option import add_matching_option, changed_settings, matching_config
+from bench.matching_option import add_matching_option, matching_config, settings_entry
 from matcher import Engine, MatchingConfig
 from matcher.engine import entity_from_event
 from schemas import BuyerDemand, PatentOffer
@@ -148,8 +148,7 @@ def run(data: Path, per_group: int, seed: int, config: MatchingConfig | None = N
             engine.apply(
                 event.model_copy(update={"version": 2, "status": "withdrawn", "event_id": f"{event.event_id}-w"})
             )
-    settings = {"matching": changed} if (changed := changed_settings(config)) else {}
-    return settings | {
+    return settings_entry(config) | {
         "offers": len(records),
         "groups": len(samples),
         "demands": sum(len(v) for v in samples.values()),
