@@ -1,14 +1,15 @@
 """End to end on a real broker: how many events per second the service sustains, against the ceiling
 of a bare aiokafka consume → parse → produce on the same broker, and event-to-match latency.
 
-    python -m bench.e2e [--size 100000] [--latency-events 3000] [--workers 1]
+    python -m bench.e2e [--size 100000] [--latency-events 3000] [--workers 1] [--shards 2]
 
 1. ``size`` generated listings are published to the input topics first (the backlog).
 2. Passthrough: a raw aiokafka consumer reads the backlog, parses each record with orjson and produces
    it to another topic; its rate is the ceiling for anything built on this broker and client.
-3. Service: ``workers`` worker processes of one app start on the backlog (the shard count is at
-   least the worker count, so that each has a shard); the sustained rate is the backlog over the time
-   until the consumer group has committed the end of every topic it reads (input, shard log, answers).
+3. Service: ``workers`` worker processes of one app start on the backlog (the shard count, ``--shards``,
+   is by default the worker count and at least 2, so that each worker has a shard); the sustained rate
+   is the backlog over the time until the consumer group has committed the end of every topic it reads
+   (input, shard log, answers).
    Then where the backlog's time went, from the workers' own ``/metrics``: the share of their wall
    time spent in the engine (``engine_share``; the rest is decoding, answering, merging and Kafka) and
    paused by garbage collection (``gc_share``), their CPU time per input event (``cpu_ms_per_event``),
@@ -196,11 +197,14 @@ def latency_split(
     }
 
 
-async def measure(bootstrap: str, size: int, latency_events: int, workers: int) -> dict[str, Any]:
+async def measure(
+    bootstrap: str, size: int, latency_events: int, workers: int, shards: int | None = None
+) -> dict[str, Any]:
+    """``shards``: the shard count, by default the worker count and at least the settings' default."""
     market = Market(100)
     backlog = market.listings(size, expiring=0.0)
     later = market.lifecycle(latency_events)
-    deployment = Deployment(bootstrap, shards=max(workers, Deployment.shards))
+    deployment = Deployment(bootstrap, shards=shards or max(workers, Deployment.shards))
     settings: Settings = deployment.settings
     topics = settings.topics
     await ensure_topics(bootstrap, public_topics(settings))
@@ -321,9 +325,16 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--latency-events", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=1, help="worker processes of the app (one per core)")
+    parser.add_argument(
+        "--shards", type=int, help="partitions of the shard log (default: the worker count, and at least 2)"
+    )
     args = parser.parse_args()
+    if args.shards is not None and args.shards < 1:
+        parser.error("--shards must be at least 1")
     with contextlib.ExitStack() as stack:
-        result = asyncio.run(measure(broker_bootstrap(stack), args.size, args.latency_events, args.workers))
+        result = asyncio.run(
+            measure(broker_bootstrap(stack), args.size, args.latency_events, args.workers, args.shards)
+        )
     print(orjson.dumps(result).decode())
 
 
