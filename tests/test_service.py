@@ -116,7 +116,11 @@ async def test_bad_records_are_dead_lettered_and_matching_goes_on(deployment: De
     await settle_on_oracle(deployment, good)
 
 
-async def test_after_a_replay_the_open_matches_equal_the_oracle(deployment: Deployment) -> None:
+@pytest.mark.parametrize("shards", [1, 2], ids=["one-shard", "two-shards"])
+async def test_after_a_replay_the_open_matches_equal_the_oracle(deployment: Deployment, shards: int) -> None:
+    """One shard is what a single worker should run (bench/JOURNAL.md, "one worker on one shard"); two
+    is the default."""
+    deployment.shards = shards
     await prepare(deployment)
     deployment.start_worker()
     documents = Market(11).lifecycle(1200, expiring=0.2)
@@ -125,8 +129,13 @@ async def test_after_a_replay_the_open_matches_equal_the_oracle(deployment: Depl
     assert result.duplicates == 0
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-async def test_a_restart_in_the_middle_of_a_replay_loses_nothing(deployment: Deployment, sig: int) -> None:
+@pytest.mark.parametrize(
+    ("sig", "shards"),
+    [(signal.SIGTERM, 2), (signal.SIGKILL, 2), (signal.SIGKILL, 1)],
+    ids=["sigterm", "sigkill", "sigkill-one-shard"],
+)
+async def test_a_restart_in_the_middle_of_a_replay_loses_nothing(deployment: Deployment, sig: int, shards: int) -> None:
+    deployment.shards = shards
     await prepare(deployment)
     worker = deployment.start_worker()
     documents = Market(23).lifecycle(2500, expiring=0.1)
