@@ -54,8 +54,8 @@ from streams.harness import MetricSamples, health_until_ready, metric_total, scr
 from streams.kafka_io import ensure_topics, partition_counts_by
 from streams.localkafka import LocalKafka
 from streams.replay import publish_log, record_of
-from streams.service import public_topics
-from streams.settings import Settings, Topics
+from streams.service import public_topics, source_topics
+from streams.settings import Settings
 from streams.supervision import Deployment, WorkerProcess
 
 ENGINE_SECONDS = "patentmatch_engine_seconds_sum"
@@ -94,11 +94,6 @@ async def passthrough(bootstrap: str, topics: list[str], total: int) -> float:
     finally:
         await consumer.stop()
         await producer.stop()
-
-
-def consumed_topics(topics: Topics) -> list[str]:
-    """Every topic a worker's agents read: the inputs, the shard log, the answers."""
-    return [topics.offers, topics.demands, topics.financing, topics.shard_log, topics.answers]
 
 
 async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
@@ -219,7 +214,7 @@ async def measure(
     started_workers = [deployment.start_worker() for _ in range(workers)]
     try:
         started = time.perf_counter()
-        watched = consumed_topics(topics)
+        watched = source_topics(settings)
         peak_lag = {"shard_log": 0.0, "answers": 0.0}
         await asyncio.sleep(2)
         while not await caught_up(bootstrap, settings.app_id, watched):

@@ -39,12 +39,12 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from bench.e2e import CPU_SECONDS, broker_bootstrap, caught_up, consumed_topics, latency, latency_split
+from bench.e2e import CPU_SECONDS, broker_bootstrap, caught_up, latency, latency_split
 from matcher.market import Market
 from streams.harness import health_until_ready, metric_total, scrape_metrics
 from streams.kafka_io import ensure_topics, partition_counts
 from streams.replay import publish_log, record_of
-from streams.service import public_topics
+from streams.service import public_topics, source_topics
 from streams.settings import Settings
 from streams.supervision import Deployment, WorkerProcess
 
@@ -67,7 +67,7 @@ async def end_offsets(bootstrap: str, prefix: str) -> dict[str, int]:
 
 async def drained(bootstrap: str, deployment: Deployment, *, timeout_s: float = 3600) -> None:
     """Wait until the worker's group has committed the end of everything it reads."""
-    watched = consumed_topics(deployment.topics)
+    watched = source_topics(deployment.settings)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with contextlib.suppress(KafkaError):  # the group's coordinator is not known at first
@@ -93,7 +93,7 @@ async def phase(
     events = len(documents)
     split = latency_split([page_before], [page_after], events=events, rate=rate)
     added = {topic: after[topic] - before.get(topic, 0) for topic in after}
-    taken = sum(added[topic] for topic in consumed_topics(deployment.topics))
+    taken = sum(added[topic] for topic in source_topics(deployment.settings))
     # Named without the deployment's prefix and its separator: ``shard-log``, ``answers-changelog``…
     per_topic = {topic[len(deployment.name) + 1 :]: round(n / events, 2) for topic, n in added.items()}
     return {

@@ -7,6 +7,11 @@
 - ``merge`` combines the shards' answers into each seeker's top K (:mod:`streams.merging`) and writes
   match and revoke events to ``patent.matches``, on the partition of the seeker.
 
+With one shard (:attr:`Settings.direct`) the shard's answers go straight to a merger in the same
+worker, which announces them: no answers topic, no answers table, no ``merge`` agent. The merger then
+starts empty with each rebuild of the shard, reads what ``patent.matches`` holds and takes the shard's
+resync, so a restart repairs what it missed as it does with a merge agent.
+
 Every agent runs with ``concurrency=1`` (faust-streaming commits past in-flight events otherwise) and
 at-least-once delivery; idempotence is ours (versions and event ids in the book, offset tags on
 answers, the emitted state read back from the output topic). Sends, table writes included
@@ -38,10 +43,10 @@ from streams.kafka_io import Record, read_to_end, ssl_context
 from streams.merging import Announcement, Merger
 from streams.metrics import ServiceMetrics
 from streams.settings import KafkaSecurity, Settings
-from streams.sharding import Answer, ShardStage, bundle_answers, split_bundle
+from streams.sharding import Answer, ShardStage, bundle_answers, merge_partition, split_bundle
 from streams.tables import written_through_table
 
-__all__ = ["build_app", "finish_in_steps", "internal_topics", "public_topics"]
+__all__ = ["build_app", "finish_in_steps", "internal_topics", "public_topics", "source_topics"]
 
 T = TypeVar("T")
 
@@ -67,10 +72,20 @@ def internal_topics(settings: Settings) -> tuple[dict[str, int], dict[str, dict[
     subscribe before the broker's metadata lists them, and the assignor then ignores the topic for
     good ("Ignoring missing topic") — measured here as a worker that never received a shard."""
     t, app_id = settings.topics, settings.app_id
-    changelogs = {f"{app_id}-book-changelog": settings.shards, f"{app_id}-answers-changelog": settings.merge_partitions}
-    partitions = {t.shard_log: settings.shards, t.answers: settings.merge_partitions, **changelogs}
+    changelogs = {f"{app_id}-book-changelog": settings.shards}
+    partitions = {t.shard_log: settings.shards}
+    if not settings.direct:
+        changelogs[f"{app_id}-answers-changelog"] = settings.merge_partitions
+        partitions[t.answers] = settings.merge_partitions
+    partitions |= changelogs
     partitions[f"{app_id}-__assignor-__leader"] = 1
     return partitions, {name: {"cleanup.policy": "compact"} for name in changelogs}
+
+
+def source_topics(settings: Settings) -> list[str]:
+    """Every topic the worker's agents read: the inputs, the shard log and, unless direct, the answers."""
+    t = settings.topics
+    return [t.offers, t.demands, t.financing, t.shard_log, *([] if settings.direct else [t.answers])]
 
 
 def faust_credentials(security: KafkaSecurity) -> SASLCredentials | SSLCredentials | None:
@@ -132,14 +147,19 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     inputs = app.topic(topics.offers, topics.demands, topics.financing, **raw)
     shard_log = app.topic(topics.shard_log, partitions=settings.shards, internal=True, **raw)
-    answers = app.topic(topics.answers, partitions=settings.merge_partitions, internal=True, **raw)
     book_table = written_through_table(app, "book", partitions=settings.shards)
-    answers_table = written_through_table(app, "answers", partitions=settings.merge_partitions)
     shards = ShardStage(book_table, shards=settings.shards, config=config, analyzer=default_analyzer())
-    merger = Merger(answers_table, config=config, shards=settings.shards, partitions=settings.merge_partitions)
+    direct = settings.direct
+    answers_table = None if direct else written_through_table(app, "answers", partitions=settings.merge_partitions)
+    merger = Merger(
+        {} if answers_table is None else answers_table,
+        config=config,
+        shards=settings.shards,
+        partitions=settings.merge_partitions,
+    )
     metrics = ServiceMetrics()
     progress: Progress = {}
-    sources = {topics.offers, topics.demands, topics.financing, topics.shard_log, topics.answers}
+    sources = set(source_topics(settings))
     topic_of_kind = {"offer": topics.offers, "demand": topics.demands, "financing": topics.financing}
     probe = BrokerProbe(bootstrap, settings.security)
     register_pages(
@@ -158,8 +178,21 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             await asyncio.sleep(settings.broker_probe_interval_s)
 
     async def send_answers(batch: Iterable[Answer]) -> None:
+        if direct:
+            for answer in batch:
+                merger.receive(merge_partition(answer.seeker, settings.merge_partitions), answer.to_bytes())
+            await publish_merged()
+            return
         for partition, bundle in bundle_answers(batch, settings.merge_partitions):
             await app.producer.send(topics.answers, None, bundle, partition, None, None)
+
+    async def load_merger(partition: int) -> None:
+        """Take a merger partition: what ``patent.matches`` holds for it becomes the emitted state."""
+        started = time.perf_counter()
+        emitted = await read_to_end(bootstrap, topics.matches, [partition], security=settings.security)
+        merger.drop(partition)
+        merger.load(partition, (orjson.loads(value) for value in emitted))
+        metrics.rebuild_seconds.labels("merger").observe(time.perf_counter() - started)
 
     rebuilding = asyncio.Lock()
 
@@ -170,6 +203,9 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             if shards.is_built(shard):
                 return
             started = time.perf_counter()
+            if direct:  # before the shard counts as built: its first answers find the merger ready
+                for partition in range(settings.merge_partitions):
+                    await load_merger(partition)
             resync = await finish_in_steps(shards.building(shard))
             if not shards.is_built(shard):
                 log.info("shard rebuild abandoned: its partition was revoked meanwhile", extra={"shard": shard})
@@ -211,11 +247,9 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         log.debug("event applied", extra={"key": r.key.decode(), "shard": r.partition, "outcome": step.outcome})
 
     async def merge_answer(r: Record) -> None:
+        assert answers_table is not None  # the merge agent runs only when the service is not direct
         if not merger.is_loaded(r.partition):
-            started = time.perf_counter()
-            emitted = await read_to_end(bootstrap, topics.matches, [r.partition], security=settings.security)
-            merger.load(r.partition, (orjson.loads(value) for value in emitted))
-            metrics.rebuild_seconds.labels("merger").observe(time.perf_counter() - started)
+            await load_merger(r.partition)
         for answer in split_bundle(r.value):
             merger.receive(r.partition, answer)
         await answers_table.write_through()
@@ -260,6 +294,9 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     records_begin = asyncio.Event()
     answering = Batch(answer_changed_seekers, interval=interval, idle=idle, activity=records_begin)
     publishing = Batch(publish_merged, interval=interval, idle=idle, activity=records_begin)
+    # Direct, answers are announced as they are taken: a flush of ``publishing`` on its own could
+    # announce a merger partition taken before its shard's resync came, revoking all it holds.
+    batches = [answering] if direct else [answering, publishing]
 
     @app.task
     async def flush_batches() -> None:
@@ -268,12 +305,12 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         ticks every ``batch_idle_s`` only while a stage holds records; otherwise it waits for the next
         record, checking every ``batch_interval_s`` for a flush that is due all the same."""
         while not app.should_stop:
-            if answering.busy or publishing.busy:
+            if any(batch.busy for batch in batches):
                 await asyncio.sleep(idle)
             else:
                 await answering.wait_for_records(interval)
-            await answering.flush_if_waiting()
-            await publishing.flush_if_waiting()
+            for batch in batches:
+                await batch.flush_if_waiting()
 
     @app.agent(inputs, concurrency=1)
     async def validate(stream: faust.StreamT[bytes]) -> None:
@@ -283,9 +320,12 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     async def shard(stream: faust.StreamT[bytes]) -> None:
         await take_each("shard", stream, apply_to_shard, answering)
 
-    @app.agent(answers, concurrency=1)
-    async def merge(stream: faust.StreamT[bytes]) -> None:
-        await take_each("merge", stream, merge_answer, publishing)
+    if not direct:
+        answers = app.topic(topics.answers, partitions=settings.merge_partitions, internal=True, **raw)
+
+        @app.agent(answers, concurrency=1)
+        async def merge(stream: faust.StreamT[bytes]) -> None:
+            await take_each("merge", stream, merge_answer, publishing)
 
     def count_emitted(out: Announcement) -> None:
         if out.type == "match":
@@ -312,6 +352,9 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             if tp.topic == topics.shard_log:
                 shards.drop(tp.partition)
                 metrics.forget_shard(tp.partition)
+                if direct:
+                    for partition in range(settings.merge_partitions):
+                        merger.drop(partition)
             elif tp.topic == topics.answers:
                 merger.drop(tp.partition)
 

@@ -93,7 +93,8 @@ class Settings(BaseSettings):
     """How many parts the offer book is split into (partitions of the shard log): the most workers that
     can share the matching, fixed when the shard log is created. A worker holding several shards ranks
     every demand and financing request once per shard: a single worker should run 1 (1.56× the events/s
-    of 2 at a 20k backlog, bench/JOURNAL.md); 2, the default, lets a second worker take half."""
+    of 2 at a 20k backlog, bench/JOURNAL.md); 2, the default, lets a second worker take half. With one
+    shard the service is :attr:`direct`."""
     input_partitions: int = 4
     """Partitions of the public input topics when the service creates them."""
     merge_partitions: int = 4
@@ -122,3 +123,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     """INFO logs rebuilds, dead letters and faust's own life cycle; DEBUG adds a line per event and per
     match event (keys and ids only)."""
+
+    @property
+    def direct(self) -> bool:
+        """One shard holds the whole book, so its local top K is the global one: the worker that owns it
+        announces its matches itself, without the answers topic, its table and the merge agent
+        (DESIGN.md, "direct when one shard suffices")."""
+        return self.shards == 1

@@ -22,6 +22,7 @@ from streams.harness import (
     records_of,
     settle_on_oracle,
 )
+from streams.kafka_io import partition_count
 from streams.supervision import Deployment
 from tests.builders import demand, lender, offer, request
 
@@ -118,8 +119,8 @@ async def test_bad_records_are_dead_lettered_and_matching_goes_on(deployment: De
 
 @pytest.mark.parametrize("shards", [1, 2], ids=["one-shard", "two-shards"])
 async def test_after_a_replay_the_open_matches_equal_the_oracle(deployment: Deployment, shards: int) -> None:
-    """One shard is what a single worker should run (bench/JOURNAL.md, "one worker on one shard"); two
-    is the default."""
+    """One shard is what a single worker should run (bench/JOURNAL.md, "one worker on one shard"), and
+    it announces directly, without the answers topic; two is the default."""
     deployment.shards = shards
     await prepare(deployment)
     deployment.start_worker()
@@ -127,6 +128,8 @@ async def test_after_a_replay_the_open_matches_equal_the_oracle(deployment: Depl
     await publish(deployment, await market_records(deployment, documents))
     result = await settle_on_oracle(deployment, market_events(documents), timeout_s=180)
     assert result.duplicates == 0
+    answers_partitions = await partition_count(deployment.bootstrap, deployment.topics.answers)
+    assert answers_partitions == (0 if shards == 1 else deployment.merge_partitions)
 
 
 @pytest.mark.parametrize(
