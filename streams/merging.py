@@ -38,6 +38,7 @@ from streams.sharding import (
     MATCH_ID,
     SCORE,
     SEEKER_VERSION,
+    Answer,
     candidate_from_wire,
     candidate_to_wire,
     decode_answer,
@@ -156,7 +157,19 @@ class Merger:
     def receive(self, partition: int, raw: bytes) -> None:
         """Take one shard answer (its bytes, as the shard sent them): store it unless the table holds a
         newer one from that shard, and mark its seeker for :meth:`take_events`."""
-        answer = decode_answer(raw)
+        self._take(partition, decode_answer(raw), raw)
+
+    def receive_direct(self, partition: int, answer: Answer) -> None:
+        """Take an answer of the one shard of a direct service, in this worker: neither encoded nor
+        stored. Its answers come in order, and every seeker compared comes with its answer (after a
+        restart, in the shard's resync), so the table would only be written."""
+        assert self.shards == 1, "a merger of several shards compares answers it took earlier"
+        fields = {"seeker": answer.seeker, "shard": answer.shard, "tag": answer.tag, "members": answer.members,
+                  "left": answer.left, "trigger": answer.trigger}  # fmt: skip
+        self._take(partition, fields, None)
+
+    def _take(self, partition: int, answer: dict[str, Any], raw: bytes | None) -> None:
+        """Take a decoded answer; store it as ``raw`` unless that is None."""
         seeker: SeekerKey = (answer["seeker"][0], answer["seeker"][1])
         shard = answer["shard"]
         tags = self._tags[partition]
@@ -168,7 +181,8 @@ class Merger:
         known[shard] = (answer["tag"], bool(answer["members"]))
         keys = self._keys(seeker)
         if any(has_members for _, has_members in known.values()):
-            self.store[keys[shard]] = raw
+            if raw is not None:
+                self.store[keys[shard]] = raw
             self._taken[(seeker, shard)] = answer
         else:
             # Nothing from any shard: forget the seeker, so that the table holds open matches only and

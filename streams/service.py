@@ -180,7 +180,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     async def send_answers(batch: Iterable[Answer]) -> None:
         if direct:
             for answer in batch:
-                merger.receive(merge_partition(answer.seeker, settings.merge_partitions), answer.to_bytes())
+                merger.receive_direct(merge_partition(answer.seeker, settings.merge_partitions), answer)
             await publish_merged()
             return
         for partition, bundle in bundle_answers(batch, settings.merge_partitions):

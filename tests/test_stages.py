@@ -88,6 +88,35 @@ def test_shards_and_merger_end_with_the_oracles_open_matches() -> None:
     assert result.equal and result.duplicates == 0
 
 
+def test_a_direct_merger_announces_what_answers_through_the_wire_would() -> None:
+    """With one shard the service hands the answers to its merger in the same worker
+    (:meth:`Merger.receive_direct`): the same events, byte for byte, as through bundles and the table,
+    ending on the oracle, and nothing stored."""
+    documents = Market(7).lifecycle(400, expiring=0.2)
+    config = MatchingConfig()
+    runs = []
+    for direct in (False, True):
+        stage = ShardStage({}, shards=1, config=config, analyzer=default_analyzer())
+        merger = Merger({}, config=config, shards=1, partitions=MERGERS)
+        for partition in range(MERGERS):
+            merger.load(partition, [])
+        stage.build(0)
+        out: list[dict[str, object]] = []
+        for offset, (key, value) in enumerate(shard_log(documents)):
+            stage.apply(0, offset, key, value)
+            if direct:
+                for answer in stage.take_answers(0):
+                    merger.receive_direct(merge_partition(answer.seeker, MERGERS), answer)
+                out += announced(merger)
+            else:
+                out += deliver(merger, stage.take_answers(0))
+        runs.append((out, len(merger.store)))
+    (through_the_wire, stored), (direct_out, stored_direct) = runs
+    assert direct_out == through_the_wire
+    assert audit(direct_out, oracle_matches([to_event(d) for d in documents])).equal
+    assert stored > 0 and stored_direct == 0
+
+
 def test_the_audit_tells_each_difference_from_the_oracle_and_counts_exact_repeats() -> None:
     """The audit every reliability scenario ends on must be able to fail: one open match missing, one
     extra, one with another score, and one event repeated are each reported, and folding the output a
