@@ -109,7 +109,8 @@ class Engine:
     ) -> None:
         """``shards=S`` runs all S shards here; with ``only_shard=i`` the engine is shard i of S alone,
         as a worker of the service runs it: its views are then that shard's *local* top K, which the
-        service's merger combines with the other shards' answers. With ``explain_notices=False`` match
+        service's merger combines with the other shards' answers; shard 0 of 1 is the whole book, and its
+        views are the open matches, ranked. With ``explain_notices=False`` match
         notices come without an explanation, for a caller that explains only the matches it publishes
         (:meth:`explain`)."""
         self.config = config or MatchingConfig()
@@ -117,7 +118,7 @@ class Engine:
         self.analyzer = analyzer or default_analyzer()
         indexes = range(shards) if only_shard is None else [only_shard]
         self.shards = [Shard(self.config, self.analyzer, index=i, count=shards) for i in indexes]
-        self.views = Views(self.config, local=only_shard is not None)
+        self.views = Views(self.config, local=only_shard is not None and shards > 1)
 
     def apply(self, event: InputEvent) -> Result:
         return self.apply_entity(entity_from_event(event, self.analyzer, self.config), event)

@@ -230,7 +230,10 @@ class Merger:
     def _merged(self, held: Iterable[Mapping[str, Any]]) -> list[tuple[list[Any], Explained | _Inferred]]:
         """The top K of the shards' members, as they came on the wire (``candidate_to_wire``): most
         stay as they were, and are compared without building a :class:`Candidate` for each. A seeker
-        whose field is inferred gets the best K of its merged pool, ranked with it."""
+        whose field is inferred gets the best K of its merged pool, ranked with it. The one shard of a
+        one-shard service holds the whole book: its answers are the open matches, ranked and explained."""
+        if self.shards == 1:
+            return [member for answer in held for member in answer["members"]]
         members = [(_with_match_id(wire), x) for answer in held for wire, x in answer["members"]]
         members.sort(key=lambda pair: (-pair[0][SCORE], pair[0][COUNTERPART_ID], pair[0][FINANCIER_ID] or ""))
         if not members or len(members[0][0]) <= INFERENCE_WEIGHT:
