@@ -283,12 +283,21 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         for shard in sorted(shards.owned()):
             await send_answers(shards.take_answers(shard))
 
+    announcing = asyncio.Lock()
+
     async def publish_merged() -> None:
         """Announce what the answers taken since the last call changed. A crash before it loses nothing:
-        the merger compares every seeker again when it takes a partition (:meth:`Merger.load`)."""
-        for out in merger.take_events(emitted_at=datetime.now(UTC)):
-            await app.producer.send(topics.matches, out.seeker_id.encode(), out.value, out.partition, None, None)
-            count_emitted(out)
+        the merger compares every seeker again when it takes a partition (:meth:`Merger.load`).
+
+        One announcement at a time, taken and sent under a lock: a send waits when its partition's
+        batch is full, and direct, the shard's resync and its next answers announce from two tasks. Had
+        the later one sent meanwhile, a seeker's events would reach the topic out of order (a revoke
+        before its match), and the folded matches would stay wrong. Without the lock, one of six SIGKILL
+        restarts of a one-shard worker never settled on the oracle: the likely cause, not shown."""
+        async with announcing:
+            for out in merger.take_events(emitted_at=datetime.now(UTC)):
+                await app.producer.send(topics.matches, out.seeker_id.encode(), out.value, out.partition, None, None)
+                count_emitted(out)
 
     interval, idle = settings.batch_interval_s, settings.batch_idle_s
     records_begin = asyncio.Event()
