@@ -57,8 +57,12 @@ async def run_demo(settings: Settings, console: Console, *, market_size: int = 1
     documents = [orjson.loads(e.raw) for e in example_events() if not isinstance(decode_example(e), Rejection)]
     documents += Market(2026).lifecycle(market_size)
     with bootstrap_servers(settings, console) as bootstrap:
-        deployment = Deployment(
-            bootstrap, name=f"patentmatch-demo-{int(time.time())}", topic_names=settings.topics, keep_files=True
+        deployment = Deployment(  # one worker: one shard, which announces its matches directly
+            bootstrap,
+            shards=1,
+            name=f"patentmatch-demo-{int(time.time())}",
+            topic_names=settings.topics,
+            keep_files=True,
         )
         await ensure_topics(bootstrap, public_topics(deployment.settings))
         worker = deployment.start_worker()
