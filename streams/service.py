@@ -292,7 +292,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         One announcement at a time, taken and sent under a lock: a send waits when its partition's
         batch is full, and direct, the shard's resync and its next answers announce from two tasks. Had
         the later one sent meanwhile, a seeker's events would reach the topic out of order (a revoke
-        before its match), and the folded matches would stay wrong. Without the lock, one of six SIGKILL
+        before its match), and the folded matches would stay wrong. Without the lock, one of five SIGKILL
         restarts of a one-shard worker never settled on the oracle: the likely cause, not shown."""
         async with announcing:
             for out in merger.take_events(emitted_at=datetime.now(UTC)):
