@@ -202,10 +202,10 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         async with rebuilding:
             if shards.is_built(shard):
                 return
-            started = time.perf_counter()
             if direct:  # before the shard counts as built: its first answers find the merger ready
                 for partition in range(settings.merge_partitions):
-                    await load_merger(partition)
+                    await load_merger(partition)  # timed as the merger's rebuild
+            started = time.perf_counter()
             resync = await finish_in_steps(shards.building(shard))
             if not shards.is_built(shard):
                 log.info("shard rebuild abandoned: its partition was revoked meanwhile", extra={"shard": shard})
