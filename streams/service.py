@@ -186,12 +186,19 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         for partition, bundle in bundle_answers(batch, settings.merge_partitions):
             await app.producer.send(topics.answers, None, bundle, partition, None, None)
 
-    async def load_merger(partition: int) -> None:
-        """Take a merger partition: what ``patent.matches`` holds for it becomes the emitted state."""
+    async def load_merger(partitions: list[int]) -> None:
+        """Take merger partitions: what ``patent.matches`` holds for them, read in one pass, becomes the
+        emitted state (each event lies on its seeker's partition)."""
         started = time.perf_counter()
-        emitted = await read_to_end(bootstrap, topics.matches, [partition], security=settings.security)
-        merger.drop(partition)
-        merger.load(partition, (orjson.loads(value) for value in emitted))
+        emitted = await read_to_end(bootstrap, topics.matches, partitions, security=settings.security)
+        by_partition: dict[int, list[dict[str, Any]]] = {partition: [] for partition in partitions}
+        for value in emitted:
+            event = orjson.loads(value)
+            seeker = (event["seeker"]["entity"], event["seeker"]["id"])
+            by_partition[merge_partition(seeker, settings.merge_partitions)].append(event)
+        for partition, events in by_partition.items():
+            merger.drop(partition)
+            merger.load(partition, events)
         metrics.rebuild_seconds.labels("merger").observe(time.perf_counter() - started)
 
     rebuilding = asyncio.Lock()
@@ -203,8 +210,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             if shards.is_built(shard):
                 return
             if direct:  # before the shard counts as built: its first answers find the merger ready
-                for partition in range(settings.merge_partitions):
-                    await load_merger(partition)  # timed as the merger's rebuild
+                await load_merger(list(range(settings.merge_partitions)))  # timed as the merger's rebuild
             started = time.perf_counter()
             resync = await finish_in_steps(shards.building(shard))
             if not shards.is_built(shard):
@@ -249,7 +255,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     async def merge_answer(r: Record) -> None:
         assert answers_table is not None  # the merge agent runs only when the service is not direct
         if not merger.is_loaded(r.partition):
-            await load_merger(r.partition)
+            await load_merger([r.partition])
         for answer in split_bundle(r.value):
             merger.receive(r.partition, answer)
         await answers_table.write_through()
