@@ -39,8 +39,8 @@ from streams.batching import Batch
 from streams.gaps import GapGuard
 from streams.health import BrokerProbe, Progress, consumer_lags, not_ready_because, register_pages
 from streams.intake import Source, route
-from streams.kafka_io import Record, read_to_end, ssl_context
-from streams.merging import Announcement, Merger
+from streams.kafka_io import Record, read_batches, ssl_context
+from streams.merging import Announcement, EmittedFold, Merger
 from streams.metrics import ServiceMetrics
 from streams.settings import KafkaSecurity, Settings
 from streams.sharding import Answer, ShardStage, bundle_answers, merge_partition, split_bundle
@@ -187,18 +187,20 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             await app.producer.send(topics.answers, None, bundle, partition, None, None)
 
     async def load_merger(partitions: list[int]) -> None:
-        """Take merger partitions: what ``patent.matches`` holds for them, read in one pass, becomes the
-        emitted state (each event lies on its seeker's partition)."""
+        """Take merger partitions: what ``patent.matches`` holds for them becomes the emitted state
+        (each event lies on its seeker's partition). Read in one pass and folded a fetch at a time,
+        with a turn of the event loop after each: the topic holds millions of events."""
         started = time.perf_counter()
-        emitted = await read_to_end(bootstrap, topics.matches, partitions, security=settings.security)
-        by_partition: dict[int, list[dict[str, Any]]] = {partition: [] for partition in partitions}
-        for value in emitted:
-            event = orjson.loads(value)
-            seeker = (event["seeker"]["entity"], event["seeker"]["id"])
-            by_partition[merge_partition(seeker, settings.merge_partitions)].append(event)
-        for partition, events in by_partition.items():
+        folds = {partition: EmittedFold() for partition in partitions}
+        async for values in read_batches(bootstrap, topics.matches, partitions, security=settings.security):
+            for value in values:
+                event = orjson.loads(value)
+                seeker = (event["seeker"]["entity"], event["seeker"]["id"])
+                folds[merge_partition(seeker, settings.merge_partitions)].add(event)
+            await asyncio.sleep(0)
+        for partition, fold in folds.items():
             merger.drop(partition)
-            merger.load(partition, events)
+            merger.load_fold(partition, fold)
         metrics.rebuild_seconds.labels("merger").observe(time.perf_counter() - started)
 
     rebuilding = asyncio.Lock()
