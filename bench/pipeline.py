@@ -1,11 +1,12 @@
 """The service's matching path without Kafka: where a worker's time, memory and collection pauses go.
 
-    python -m bench.pipeline [--size 20000] [--market listings|churn] [--answer-every 8]
+    python -m bench.pipeline [--size 20000] [--shards 2] [--market listings|churn] [--answer-every 8]
                              [--gc python|thresholds|worker] [--matching KEY=VALUE]
 
 One :class:`ShardStage` holding every shard and one :class:`Merger`, over plain dicts, apply a
 generated log as a worker does: each event to every shard, then every ``answer-every`` events the
-shards' answers are bundled, received by the merger and announced. ``--gc`` sets the collector:
+shards' answers are bundled, received by the merger and announced (with ``--shards 1``, handed to the
+merger as they are, as a direct worker does: :meth:`Merger.receive_direct`). ``--gc`` sets the collector:
 Python's defaults, the worker's thresholds alone (:data:`streams.gc_tuning.GC_THRESHOLDS`), or
 everything the worker does (:func:`streams.gc_tuning.tune_gc`, which also freezes long-lived objects).
 ``--matching`` sets the matching as for ``bench.engine`` (:mod:`bench.matching_option`).
@@ -41,9 +42,8 @@ from matcher.text import default_analyzer
 from streams.gc_tuning import GC_THRESHOLDS, CollectionPauses, tune_gc
 from streams.harness import shard_log
 from streams.merging import Merger
-from streams.sharding import ShardStage, bundle_answers, split_bundle
+from streams.sharding import ShardStage, bundle_answers, merge_partition, split_bundle
 
-SHARDS = 2
 MERGE_PARTITIONS = 4
 
 
@@ -54,15 +54,20 @@ MARKETS: dict[str, Callable[[int], list[dict[str, Any]]]] = {
 
 
 def run(
-    size: int, answer_every: int, collector: str, market: str = "listings", config: MatchingConfig | None = None
+    size: int,
+    answer_every: int,
+    collector: str,
+    market: str = "listings",
+    config: MatchingConfig | None = None,
+    shards: int = 2,
 ) -> dict[str, Any]:
     log = shard_log(MARKETS[market](size))
     config = config if config is not None else MatchingConfig()
-    stage = ShardStage({}, shards=SHARDS, config=config, analyzer=default_analyzer())
-    merger = Merger({}, config=config, shards=SHARDS, partitions=MERGE_PARTITIONS)
+    stage = ShardStage({}, shards=shards, config=config, analyzer=default_analyzer())
+    merger = Merger({}, config=config, shards=shards, partitions=MERGE_PARTITIONS)
     for partition in range(MERGE_PARTITIONS):
         merger.load(partition, [])
-    for shard in range(SHARDS):
+    for shard in range(shards):
         stage.build(shard)
     if collector == "thresholds":
         gc.set_threshold(*GC_THRESHOLDS)
@@ -81,19 +86,22 @@ def run(
         batch_began = time.perf_counter()
         for offset, (key, value) in enumerate(log):
             began = time.perf_counter()
-            for shard in range(SHARDS):
+            for shard in range(shards):
                 stage.apply(shard, offset, key, value)
             seconds["apply"] += time.perf_counter() - began
             if (offset + 1) % answer_every and offset + 1 < len(log):
                 continue
-            for shard in range(SHARDS):
+            for shard in range(shards):
                 began = time.perf_counter()
                 taken = stage.take_answers(shard)
-                bundles = bundle_answers(taken, MERGE_PARTITIONS)
+                bundles = [] if shards == 1 else bundle_answers(taken, MERGE_PARTITIONS)
                 answered = time.perf_counter()
                 for partition, bundle in bundles:
                     for raw in split_bundle(bundle):
                         merger.receive(partition, raw)
+                if shards == 1:
+                    for answer in taken:
+                        merger.receive_direct(merge_partition(answer.seeker, MERGE_PARTITIONS), answer)
                 seconds["answer"] += answered - began
                 seconds["merge_receive"] += time.perf_counter() - answered
                 answers += len(taken)
@@ -109,7 +117,7 @@ def run(
     return {
         "size": size,
         "market": market,
-        "shards": SHARDS,
+        "shards": shards,
         "answer_every": answer_every,
         "gc": collector,
         **settings_entry(config),
@@ -143,13 +151,14 @@ def batch_times(batches: list[tuple[float, int]]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=20_000)
+    parser.add_argument("--shards", type=int, default=2, help="1: the direct path of a one-shard worker")
     parser.add_argument("--market", choices=sorted(MARKETS), default="listings")
     parser.add_argument("--answer-every", type=int, default=8, help="events between answers (a batch)")
     parser.add_argument("--gc", choices=["python", "thresholds", "worker"], default="worker")
     add_matching_option(parser)
     args = parser.parse_args()
     config = matching_config(args.matching, parser)
-    print(json.dumps(run(args.size, args.answer_every, args.gc, args.market, config)))
+    print(json.dumps(run(args.size, args.answer_every, args.gc, args.market, config, args.shards)))
 
 
 if __name__ == "__main__":
