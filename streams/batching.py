@@ -4,13 +4,8 @@ Answering the merger after every shard-log record, and announcing after every an
 record (about 170 µs of faust's own time to consume, FAUST.md) per seeker touched: ten and more per
 input event. A :class:`Batch` runs its flush at most every ``interval`` while records come. When they
 stop, a timer (:meth:`Batch.flush_if_waiting`) runs it once the stage has waited ``idle`` for its next
-record: in a backlog the next record is always there and batches stay ``interval`` long or longer, while
-at a trickle a record's answers and match events leave within a few milliseconds, not up to ``interval``.
-
-A stage that is behind holds its batch longer, up to ``longest``: a quarter of the lateness of the
-record it last took (:data:`LATENESS_SHARE`). In a backlog, records wait seconds, and a longer batch
-costs them little while a seeker touched by several events is answered and announced once; a record
-taken on time still leaves within ``interval``.
+record: in a backlog the next record is always there and batches stay ``interval`` long, while at a
+trickle a record's answers and match events leave within a few milliseconds, not up to ``interval``.
 """
 
 from __future__ import annotations
@@ -20,10 +15,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
-__all__ = ["LATENESS_SHARE", "Batch"]
-
-LATENESS_SHARE = 0.25
-"""How long a batch may be held, as a share of the lateness of the record last taken."""
+__all__ = ["Batch"]
 
 
 class Batch:
@@ -33,17 +25,14 @@ class Batch:
         *,
         interval: float,
         idle: float,
-        longest: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         activity: asyncio.Event | None = None,
     ) -> None:
         self._flush = flush
         self.interval = interval
         self.idle = idle
-        self.longest = interval if longest is None else max(interval, longest)
         self._clock = clock
-        self._flushed_at = clock()
-        self._due = self._flushed_at + interval
+        self._due = clock() + interval
         self._held = 0
         """Records taken since the last flush began."""
         self._in_record = False
@@ -64,15 +53,11 @@ class Batch:
         self._in_record = True
         self.activity.set()
 
-    async def after_record(self, lateness: float = 0.0) -> None:
-        """Called after each record, with how late it was taken (seconds from its timestamp): flushes if
-        the last flush is ``interval`` old, or, for a late record, a share of its lateness (up to
-        ``longest``)."""
+    async def after_record(self) -> None:
+        """Called after each record: flushes if the last flush is ``interval`` old."""
         self._in_record = False
         self._held += 1
         self._waiting_since = self._clock()
-        held_for = min(self.longest, max(self.interval, LATENESS_SHARE * lateness))
-        self._due = self._flushed_at + held_for
         if self._waiting_since >= self._due:
             await self.flush()
 
@@ -94,7 +79,6 @@ class Batch:
 
     async def flush(self) -> None:
         async with self._lock:
-            self._flushed_at = self._clock()
-            self._due = self._flushed_at + self.interval
+            self._due = self._clock() + self.interval
             self._held = 0
             await self._flush()

@@ -278,13 +278,12 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             if batch is not None:
                 batch.before_record()
             m = event.message
-            lateness = max(0.0, time.time() - m.timestamp)
-            record_age.observe(lateness)
+            record_age.observe(max(0.0, time.time() - m.timestamp))
             for missed in await guard.missed(m.topic, m.partition, m.offset):
                 await handle(missed)
             await handle(Record(m.topic, m.key, m.value, m.partition, m.offset))
             if batch is not None:
-                await batch.after_record(lateness)
+                await batch.after_record()
 
     async def answer_changed_seekers() -> None:
         """Send the answers of the events applied since the last call. A crash before they are sent
@@ -308,13 +307,10 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
                 await app.producer.send(topics.matches, out.seeker_id.encode(), out.value, out.partition, None, None)
                 count_emitted(out)
 
+    interval, idle = settings.batch_interval_s, settings.batch_idle_s
     records_begin = asyncio.Event()
-
-    def batch(flush: Callable[[], Awaitable[None]]) -> Batch:
-        return Batch(flush, interval=settings.batch_interval_s, idle=settings.batch_idle_s,
-                     longest=settings.batch_longest_s, activity=records_begin)  # fmt: skip
-
-    answering, publishing = batch(answer_changed_seekers), batch(publish_merged)
+    answering = Batch(answer_changed_seekers, interval=interval, idle=idle, activity=records_begin)
+    publishing = Batch(publish_merged, interval=interval, idle=idle, activity=records_begin)
     # Direct, answers are announced as they are taken: a flush of ``publishing`` on its own could
     # announce a merger partition taken before its shard's resync came, revoking all it holds.
     batches = [answering] if direct else [answering, publishing]
@@ -327,9 +323,9 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         record, checking every ``batch_interval_s`` for a flush that is due all the same."""
         while not app.should_stop:
             if any(batch.busy for batch in batches):
-                await asyncio.sleep(settings.batch_idle_s)
+                await asyncio.sleep(idle)
             else:
-                await answering.wait_for_records(settings.batch_interval_s)
+                await answering.wait_for_records(interval)
             for batch in batches:
                 await batch.flush_if_waiting()
 

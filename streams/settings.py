@@ -106,11 +106,6 @@ class Settings(BaseSettings):
     """How long a shard holds the changes of the events it applies before answering the merger, and the
     merger the changes of the answers it takes before announcing them (:mod:`streams.batching`). A
     seeker touched many times within it gets one answer and one set of match events, its net change."""
-    batch_longest_s: float = 0.25
-    """How long a stage that is behind may hold its changes: a quarter of the lateness of the record it
-    last took, at least ``batch_interval_s`` and at most this. At 20k in ``bench.e2e`` (one shard, back
-    to back) holding 0.25 s rather than 0.02 in the backlog took 3.53 ms of CPU per event against 4.05
-    and 4.00."""
     batch_idle_s: float = 0.002
     """How long a stage waits for its next record before it answers or announces what it holds: at a
     trickle of events a batch leaves after this, not after ``batch_interval_s``."""

@@ -1,10 +1,9 @@
-"""When a stage's batch leaves: every ``interval`` in a backlog (longer when its records are late),
-``idle`` after the last record at a trickle, never twice at once. A fake clock stands in for time."""
+"""When a stage's batch leaves: every ``interval`` in a backlog, ``idle`` after the last record at a
+trickle, never twice at once. A fake clock stands in for time."""
 
 from __future__ import annotations
 
 import asyncio
-import math
 
 import pytest
 
@@ -24,21 +23,19 @@ def clock() -> Clock:
     return Clock()
 
 
-def counting_batch(
-    clock: Clock, interval: float = 0.020, idle: float = 0.002, longest: float | None = None
-) -> tuple[Batch, list[float]]:
+def counting_batch(clock: Clock, interval: float = 0.020, idle: float = 0.002) -> tuple[Batch, list[float]]:
     flushes: list[float] = []
 
     async def flush() -> None:
         flushes.append(clock())
 
-    return Batch(flush, interval=interval, idle=idle, longest=longest, clock=clock), flushes
+    return Batch(flush, interval=interval, idle=idle, clock=clock), flushes
 
 
-async def record(batch: Batch, clock: Clock, seconds: float, lateness: float = 0.0) -> None:
+async def record(batch: Batch, clock: Clock, seconds: float) -> None:
     batch.before_record()
     clock.now += seconds
-    await batch.after_record(lateness)
+    await batch.after_record()
 
 
 async def test_at_a_trickle_a_record_leaves_once_the_stage_has_waited_idle(clock: Clock) -> None:
@@ -61,30 +58,6 @@ async def test_in_a_backlog_records_are_held_for_the_interval(clock: Clock) -> N
         await record(batch, clock, 0.004)
         await batch.flush_if_waiting()  # the timer finds the stage busy or just done: no flush
     assert flushes == [pytest.approx(100.020), pytest.approx(100.040), pytest.approx(100.060), pytest.approx(100.080)]
-
-
-@pytest.mark.parametrize(("lateness", "held"), [(0.001, 0.020), (0.4, 0.100), (10.0, 0.250)])
-async def test_late_records_are_held_for_a_quarter_of_their_lateness_up_to_the_longest(
-    clock: Clock, lateness: float, held: float
-) -> None:
-    step = 1 / 256  # a record's time, exact in binary: the clock does not drift
-    batch, flushes = counting_batch(clock, longest=0.25)
-    for _ in range(256):
-        await record(batch, clock, step, lateness=lateness)
-    gaps = [later - earlier for earlier, later in zip([100.0, *flushes], flushes, strict=False)]
-    assert len(gaps) == int(1 / (step * math.ceil(held / step)))  # one second of records
-    assert all(held <= gap < held + step for gap in gaps), gaps
-
-
-async def test_a_record_on_time_ends_a_batch_held_for_late_ones(clock: Clock) -> None:
-    """A batch held long for late records leaves with the first record taken on time, once the
-    interval has passed: that record does not wait for the late ones' share."""
-    batch, flushes = counting_batch(clock, longest=0.25)
-    for _ in range(10):
-        await record(batch, clock, 0.004, lateness=1.0)
-    assert flushes == []
-    await record(batch, clock, 0.004, lateness=0.0)
-    assert flushes == [pytest.approx(100.044)]
 
 
 async def test_a_long_record_does_not_hold_what_came_before_it_beyond_the_interval(clock: Clock) -> None:
