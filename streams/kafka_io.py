@@ -35,6 +35,7 @@ __all__ = [
     "read_range",
     "read_records",
     "read_to_end",
+    "send_batched",
     "ssl_context",
 ]
 
@@ -157,6 +158,33 @@ async def publish(bootstrap: str, records: Iterable[Record], *, security: KafkaS
         return len(futures)
     finally:
         await producer.stop()
+
+
+async def send_batched(
+    producer: AIOKafkaProducer, topic: str, records: Iterable[tuple[int, bytes | None, bytes]]
+) -> list[asyncio.Future[Any]]:
+    """Queue ``(partition, key, value)`` records as one record batch per partition (more if one
+    fills), in their order within each partition; returns the batches' delivery futures, not awaited.
+
+    A producer's ``send`` builds each record apart, with a future of its own, in Python: FAUST.md
+    measured a consume → produce loop at 40k records/s sending to a given partition, and at 102k/s with
+    ``send_batch``. A worker announces ~20 match events per input event. A batch waits for the previous
+    one of its partition to leave the producer (aiokafka's ``add_batch``), so a partition's records keep
+    their order."""
+    by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
+    for partition, key, value in records:
+        by_partition.setdefault(partition, []).append((key, value))
+    deliveries = []
+    for partition, pairs in sorted(by_partition.items()):
+        batch = producer.create_batch()
+        for key, value in pairs:
+            if batch.append(timestamp=None, key=key, value=value) is None:  # full
+                deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                if batch.append(timestamp=None, key=key, value=value) is None:
+                    raise ValueError(f"a record of {len(value)} bytes does not fit in an empty batch")
+        deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+    return deliveries
 
 
 async def read_records(

@@ -6,9 +6,12 @@ import asyncio
 import time
 from collections.abc import Iterator
 
+import orjson
+from aiokafka import AIOKafkaProducer
+
 from schemas import EVENT_TYPES, Rejection, decode, entity_id
 from streams.examples import decode_example, example_events
-from streams.kafka_io import Record, create_topics, publish, read_records
+from streams.kafka_io import Record, create_topics, publish, read_records, send_batched
 from streams.replay import publish_log
 from streams.settings import Settings
 
@@ -78,3 +81,25 @@ async def test_a_throttled_replay_waits_then_resumes_its_pace_without_a_burst(
     assert asked_at[200] - asked_at[101] > 0.75 * 99 / rate_per_s
     received = await read_records(kafka_bootstrap, topic, count=250)
     assert [r.value for r in received] == [str(i).encode() for i in range(250)]
+
+
+async def test_batched_sends_keep_each_partitions_order_across_full_batches(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """:func:`send_batched` (the worker's match events): one batch per partition, a new one when it is
+    full, and on the broker each partition holds its records in the order given."""
+    topic = f"{topic_prefix}.batched"
+    await create_topics(kafka_bootstrap, [topic], partitions=3)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, max_batch_size=16 * 1024)
+    await producer.start()
+    try:
+        records = [(n % 3, f"k{n}".encode(), orjson.dumps({"n": n, "pad": "x" * 500})) for n in range(300)]
+        deliveries = await send_batched(producer, topic, records)
+        await asyncio.gather(*deliveries)
+    finally:
+        await producer.stop()
+    assert len(deliveries) >= 9  # 100 records of ~530 bytes per partition, in batches of 16 KB
+    received = await read_records(kafka_bootstrap, topic, count=300)
+    for partition in range(3):
+        got = [(r.key, orjson.loads(r.value or b"")["n"]) for r in received if r.partition == partition]
+        assert got == [(f"k{n}".encode(), n) for n in range(300) if n % 3 == partition]
