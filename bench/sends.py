@@ -4,11 +4,12 @@
     python -m bench.sends [--events 200000] [--per-batch 400]
 
 The events are the match events a direct worker announces for 2,000 generated listings (repeated to
-make up the count), on the four partitions of a fresh topic, sent with the worker's producer settings (acks=all, linger
-5 ms, 1 MB batches, zstd). The two ways take turns, ``per-batch`` events at a time (one announcement
-of a backlog's batch), so that both meet the machine as it is; each side's CPU time (the process's,
-not the wall clock: the broker runs beside it) is summed over its turns, until its deliveries are
-acknowledged, so that the producer's work in the background (compressing, building requests) counts. Prints one JSON object: microseconds of CPU per event on each side, and their ratio.
+make up the count), on the four partitions of a fresh topic, sent with the worker's producer settings
+(acks=all, linger 5 ms, 1 MB batches, zstd). The two ways take turns, ``per-batch`` events at a time
+(one announcement of a backlog's batch), so that both meet the machine as it is. Each side's CPU time
+(the process's, not the wall clock: the broker runs beside it) is summed over its turns until its
+deliveries are acknowledged, so that the producer's work in the background (compressing, building
+requests) counts. Prints one JSON object: microseconds of CPU per event on each side, and their ratio.
 Starts its own local broker unless ``PATENTMATCH_KAFKA_BOOTSTRAP`` is set.
 """
 
