@@ -302,10 +302,11 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
 
     async def publish_merged() -> None:
         """Announce what the answers taken since the last call changed. A crash before it loses nothing:
-        the merger compares every seeker again when it takes a partition (:meth:`Merger.load`).
+        the merger compares every seeker again when it takes a partition (:meth:`Merger.load_fold`).
 
-        One announcement at a time, taken and sent under a lock: a send waits when its partition's
-        batch is full, and direct, the shard's resync and its next answers announce from two tasks. Had
+        One announcement at a time, taken and sent under a lock: a batch waits for the previous one of
+        its partition to leave the producer (:func:`send_batched`), and direct, the shard's resync and
+        its next answers announce from two tasks. Had
         the later one sent meanwhile, a seeker's events would reach the topic out of order (a revoke
         before its match), and the folded matches would stay wrong. Without the lock, one of five SIGKILL
         restarts of a one-shard worker never settled on the oracle: the likely cause, not shown."""
