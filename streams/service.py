@@ -306,10 +306,10 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
 
         One announcement at a time, taken and sent under a lock: a batch waits for the previous one of
         its partition to leave the producer (:func:`send_batched`), and direct, the shard's resync and
-        its next answers announce from two tasks. Had
-        the later one sent meanwhile, a seeker's events would reach the topic out of order (a revoke
-        before its match), and the folded matches would stay wrong. Without the lock, one of five SIGKILL
-        restarts of a one-shard worker never settled on the oracle: the likely cause, not shown."""
+        its next answers announce from two tasks. Had the later one sent meanwhile, a seeker's events
+        would reach the topic out of order (a revoke before its match), and the folded matches would
+        stay wrong. Without the lock, one of five SIGKILL restarts of a one-shard worker never settled
+        on the oracle: the likely cause, not shown."""
         async with announcing:
             announced = merger.take_events(emitted_at=datetime.now(UTC))
             records = [(out.partition, out.seeker_id.encode(), out.value) for out in announced]
