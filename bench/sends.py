@@ -1,5 +1,7 @@
 """What producing a worker's match events costs the worker: one ``send`` per event against
-:func:`streams.kafka_io.send_batched`, on one broker, in one process, taking turns.
+:func:`streams.kafka_io.send_batched`, on one broker, in one process, taking turns; and counting them
+in the worker's metrics, label sets looked up for each event against once per batch
+(:meth:`streams.metrics.ServiceMetrics.emitted`).
 
     python -m bench.sends [--events 200000] [--per-batch 400]
 
@@ -9,7 +11,8 @@ make up the count), on the four partitions of a fresh topic, sent with the worke
 (one announcement of a backlog's batch), so that both meet the machine as it is. Each side's CPU time
 (the process's, not the wall clock: the broker runs beside it) is summed over its turns until its
 deliveries are acknowledged, so that the producer's work in the background (compressing, building
-requests) counts. Prints one JSON object: microseconds of CPU per event on each side, and their ratio.
+requests) counts. The counting sides take turns alike, on the same announcements, without the broker.
+Prints one JSON object: microseconds of CPU per event on each side, and their ratios.
 Starts its own local broker unless ``PATENTMATCH_KAFKA_BOOTSTRAP`` is set.
 """
 
@@ -31,30 +34,41 @@ from matcher.market import Market
 from matcher.text import default_analyzer
 from streams.harness import shard_log
 from streams.kafka_io import ensure_topics, send_batched
-from streams.merging import Merger
+from streams.merging import Announcement, Merger
+from streams.metrics import ServiceMetrics
 from streams.sharding import ShardStage, merge_partition
 
 PARTITIONS = 4
 NOW = datetime(2026, 12, 3, tzinfo=UTC)
 
 
-def match_events(listings: int) -> list[tuple[int, bytes, bytes]]:
-    """The (partition, key, value) of the match events a direct worker announces for a backlog of
-    ``listings`` generated listings, answered every 8 events (as :mod:`bench.pipeline` does)."""
+def announcements(listings: int) -> list[Announcement]:
+    """The match events a direct worker announces for a backlog of ``listings`` generated listings,
+    answered every 8 events (as :mod:`bench.pipeline` does)."""
     config = MatchingConfig()
     stage = ShardStage({}, shards=1, config=config, analyzer=default_analyzer())
     merger = Merger({}, config=config, shards=1, partitions=PARTITIONS)
     for partition in range(PARTITIONS):
         merger.load(partition, [])
     stage.build(0)
-    out: list[tuple[int, bytes, bytes]] = []
+    out: list[Announcement] = []
     for offset, (key, value) in enumerate(shard_log(Market(100).listings(listings))):
         stage.apply(0, offset, key, value)
         if offset % 8 == 7:
             for answer in stage.take_answers(0):
                 merger.receive_direct(merge_partition(answer.seeker, PARTITIONS), answer)
-            out += [(a.partition, a.seeker_id.encode(), a.value) for a in merger.take_events(emitted_at=NOW)]
+            out += merger.take_events(emitted_at=NOW)
     return out
+
+
+def count_each(metrics: ServiceMetrics, announced: list[Announcement]) -> None:
+    """How the worker counted its match events before :meth:`ServiceMetrics.emitted`: the baseline."""
+    for out in announced:
+        if out.type == "match":
+            metrics.matches.labels(out.kind).inc()
+        else:
+            metrics.revocations.labels(out.kind, out.reason or "superseded").inc()
+        metrics.latency.labels(out.type).observe((out.emitted_at - out.occurred_at).total_seconds())
 
 
 async def measure(bootstrap: str, events: int, per_batch: int) -> dict[str, Any]:
@@ -63,11 +77,20 @@ async def measure(bootstrap: str, events: int, per_batch: int) -> dict[str, Any]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                                 max_batch_size=1024 * 1024, compression_type="zstd")  # fmt: skip
     await producer.start()
-    announced = match_events(2000)
-    records = [announced[n % len(announced)] for n in range(events)]
-    cpu = {"send": 0.0, "send_batched": 0.0}
+    made = announcements(2000)
+    announced = [made[n % len(made)] for n in range(events)]
+    records = [(a.partition, a.seeker_id.encode(), a.value) for a in announced]
+    metrics = ServiceMetrics()
+    cpu = {"send": 0.0, "send_batched": 0.0, "count_each": 0.0, "count_batched": 0.0}
     try:
         for turn, start in enumerate(range(0, events, per_batch)):
+            counting = ("count_each", "count_batched")[turn % 2]
+            began = time.process_time()
+            if counting == "count_each":
+                count_each(metrics, announced[start : start + per_batch])
+            else:
+                metrics.emitted(announced[start : start + per_batch])
+            cpu[counting] += time.process_time() - began
             chunk = records[start : start + per_batch]
             side = ("send", "send_batched")[turn % 2]
             began = time.process_time()
@@ -88,6 +111,9 @@ async def measure(bootstrap: str, events: int, per_batch: int) -> dict[str, Any]
         "send_cpu_us_per_event": micros["send"],
         "send_batched_cpu_us_per_event": micros["send_batched"],
         "ratio": round(micros["send_batched"] / micros["send"], 3),
+        "count_each_cpu_us_per_event": micros["count_each"],
+        "count_batched_cpu_us_per_event": micros["count_batched"],
+        "count_ratio": round(micros["count_batched"] / micros["count_each"], 3),
     }
 
 

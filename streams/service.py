@@ -41,7 +41,7 @@ from streams.gaps import GapGuard
 from streams.health import BrokerProbe, Progress, consumer_lags, not_ready_because, register_pages
 from streams.intake import Source, route
 from streams.kafka_io import Record, read_batches, send_batched, ssl_context
-from streams.merging import Announcement, EmittedFold, Merger
+from streams.merging import EmittedFold, Merger
 from streams.metrics import ServiceMetrics
 from streams.settings import KafkaSecurity, Settings
 from streams.sharding import Answer, ShardStage, bundle_answers, merge_partition, split_bundle
@@ -314,8 +314,13 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             announced = merger.take_events(emitted_at=datetime.now(UTC))
             records = [(out.partition, out.seeker_id.encode(), out.value) for out in announced]
             await send_batched(aiokafka_producer(app), topics.matches, records)
-            for out in announced:
-                count_emitted(out)
+            metrics.emitted(announced)
+            if log.isEnabledFor(logging.DEBUG):
+                for out in announced:
+                    log.debug(
+                        "match event",
+                        extra={"type": out.type, "match_id": out.match_id, "trigger_event_id": out.trigger_event_id},
+                    )
 
     interval, idle = settings.batch_interval_s, settings.batch_idle_s
     records_begin = asyncio.Event()
@@ -353,17 +358,6 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         @app.agent(answers, concurrency=1)
         async def merge(stream: faust.StreamT[bytes]) -> None:
             await take_each("merge", stream, merge_answer, publishing)
-
-    def count_emitted(out: Announcement) -> None:
-        if out.type == "match":
-            metrics.matches.labels(out.kind).inc()
-        else:
-            metrics.revocations.labels(out.kind, out.reason or "superseded").inc()
-        metrics.latency.labels(out.type).observe((out.emitted_at - out.occurred_at).total_seconds())
-        log.debug(
-            "match event",
-            extra={"type": out.type, "match_id": out.match_id, "trigger_event_id": out.trigger_event_id},
-        )
 
     @book_table.on_recover
     async def rebuild_assigned_shards() -> None:
