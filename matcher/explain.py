@@ -52,7 +52,7 @@ class Facts:
     """The money facts of a match: the fields of :class:`schemas.MatchFacts`, in its order, as plain
     values. The model is made only when a match event is (:meth:`to_model`, :meth:`to_json`): a busy
     trigger explains a hundred matches, and validating the amounts the engine had just computed took
-    a fifth of the time to explain one."""
+    about a quarter of the time to explain one (bench/JOURNAL.md, 3 December, night)."""
 
     asking_price: Amount | None = None
     budget_max: Amount | None = None

@@ -43,7 +43,8 @@ def _members_of(candidate: Candidate) -> list[EntityKey]:
 def _financier_still_held(gone: Candidate, members: Iterable[Candidate]) -> set[EntityKey]:
     """The keys of ``gone`` that other members still involve: its financier, which can bridge several
     of a buyer's offers; never its counterpart, which a list holds once (:meth:`Views.admit` replaces
-    the older candidate for a counterpart, and a counterpart lives in one shard)."""
+    the older candidate for a counterpart, and only one shard answers with it: an offer lives in one,
+    and one answers every financing request)."""
     financier = gone.financier_id
     if financier is not None and any(c.financier_id == financier for c in members):
         return {("demand", financier)}
