@@ -40,15 +40,16 @@ def _members_of(candidate: Candidate) -> list[EntityKey]:
     return keys
 
 
-def _financier_still_held(gone: Candidate, members: Iterable[Candidate]) -> set[EntityKey]:
-    """The keys of ``gone`` that other members still involve: its financier, which can bridge several
-    of a buyer's offers; never its counterpart, which a list holds once (:meth:`Views.admit` replaces
-    the older candidate for a counterpart, and only one shard answers with it: an offer lives in one,
-    and one answers every financing request)."""
-    financier = gone.financier_id
-    if financier is not None and any(c.financier_id == financier for c in members):
-        return {("demand", financier)}
-    return set()
+def _keys_still_held(gone: Candidate, members: Iterable[Candidate]) -> set[EntityKey]:
+    """The keys of ``gone`` that other members still involve (a financier can bridge several)."""
+    counterpart = (gone.counterpart_kind, gone.counterpart_id)
+    still: set[EntityKey] = set()
+    for c in members:
+        if c.counterpart_id == gone.counterpart_id and c.counterpart_kind == gone.counterpart_kind:
+            still.add(counterpart)
+        if gone.financier_id is not None and c.financier_id == gone.financier_id:
+            still.add(("demand", gone.financier_id))
+    return still
 
 
 def _inferred(members: Sequence[Candidate]) -> bool:
@@ -183,7 +184,7 @@ class Views:
             return  # a complete list already at its depth: it holds the same members, and is no longer complete
         self._hold(seeker, [candidate])
         if pushed_out is not None:
-            self._unhold(seeker, [pushed_out], _financier_still_held(pushed_out, members))
+            self._unhold(seeker, [pushed_out], _keys_still_held(pushed_out, members))
 
     def finish(self) -> list[ViewChange]:
         """What changed in the open matches of every seeker touched since :meth:`begin`."""
