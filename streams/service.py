@@ -37,7 +37,7 @@ from matcher import MatchingConfig
 from matcher.text import default_analyzer
 from schemas import DeadLetter, encode
 from streams.batching import Batch
-from streams.gaps import GapGuard
+from streams.gaps import GapGuard, seek_uncommitted_partitions_too
 from streams.health import BrokerProbe, Progress, consumer_lags, not_ready_because, register_pages
 from streams.intake import Source, route
 from streams.kafka_io import Record, read_batches, send_batched, ssl_context
@@ -151,6 +151,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         table_key_serializer="json",
         table_value_serializer="raw",
     )
+    seek_uncommitted_partitions_too(app)
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     inputs = app.topic(topics.offers, topics.demands, topics.financing, **raw)
     shard_log = app.topic(topics.shard_log, partitions=settings.shards, internal=True, **raw)
