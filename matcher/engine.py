@@ -59,7 +59,7 @@ class Notice:
             reasons=list(e.reasons) if e else [],
             matched_ipc=list(e.matched_ipc) if e else [],
             matched_terms=list(e.matched_terms) if e else [],
-            facts=e.facts if e else None,
+            facts=e.facts.to_model() if e else None,
             reason=self.reason,
             trigger_event_id=self.trigger_event_id,
             occurred_at=self.trigger_at,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Any
 
 from matcher.config import MatchingConfig
 from matcher.entities import Demand, Offer
@@ -14,7 +15,14 @@ from matcher.scoring import Components, matched_codes, matched_terms, offer_fit
 from schemas import MatchFacts, Money
 from schemas.types import MAX_AMOUNT
 
-__all__ = ["Explanation", "explain_financing", "explain_offer", "explained_with_inferred_field", "with_inferred_field"]
+__all__ = [
+    "Explanation",
+    "Facts",
+    "explain_financing",
+    "explain_offer",
+    "explained_with_inferred_field",
+    "with_inferred_field",
+]
 
 _LEVEL_NAMES = (  # the field score of each IPC level shared, best first
     (1.0, ("同一技术小组", "same subgroup")),
@@ -33,16 +41,56 @@ def _level_name(field: float, zh: bool) -> str:
     return ""
 
 
+Amount = tuple[Decimal, str]
+"""An amount and its currency, as :class:`schemas.Money` holds them."""
+
+_FACT_NAMES = tuple(MatchFacts.model_fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """The money facts of a match: the fields of :class:`schemas.MatchFacts`, in its order, as plain
+    values. The model is made only when a match event is (:meth:`to_model`, :meth:`to_json`): a busy
+    trigger explains a hundred matches, and validating the amounts the engine had just computed took
+    about a quarter of the time to explain one (bench/JOURNAL.md, 3 December, night)."""
+
+    asking_price: Amount | None = None
+    budget_max: Amount | None = None
+    asking_in_budget_currency: Amount | None = None
+    gap: Amount | None = None
+    requested_amount: Amount | None = None
+    collateral_value: Amount | None = None
+    loan_to_value: float | None = None
+
+    def to_model(self) -> MatchFacts:
+        return MatchFacts.model_validate(self.to_json())
+
+    def to_json(self) -> dict[str, Any]:
+        """``self.to_model().model_dump(mode="json", exclude_none=True)``, without the model."""
+        out: dict[str, Any] = {}
+        for name in _FACT_NAMES:
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                out[name] = {"amount": str(value[0]), "currency": value[1]}
+            elif value is not None:
+                out[name] = value
+        return out
+
+
+def _amount_of(money: Money) -> Amount:
+    return (money.amount, money.currency)
+
+
 @dataclass(frozen=True, slots=True)
 class Explanation:
     components: dict[str, float]
     reasons: tuple[str, ...]
     matched_ipc: tuple[str, ...]
     matched_terms: tuple[str, ...]
-    facts: MatchFacts
+    facts: Facts
 
 
-def _money(amount_cny: float, currency: str, config: MatchingConfig) -> Money | None:
+def _money(amount_cny: float, currency: str, config: MatchingConfig) -> Amount | None:
     """A CNY amount in ``currency``: to the cent, or to three significant digits below a cent (a
     valid price can be a fraction of one). None without a rate, or above what a Money may hold (a
     sum of collateral values can be)."""
@@ -50,33 +98,16 @@ def _money(amount_cny: float, currency: str, config: MatchingConfig) -> Money | 
     if rate is None or amount_cny <= 0:
         return None
     value = amount_cny / rate
-    text = f"{value:.2f}" if value >= 0.01 else f"{value:.3g}"
-    return _money_of(text, currency) if Decimal(text) <= MAX_AMOUNT else None
+    amount = Decimal(f"{value:.2f}" if value >= 0.01 else f"{value:.3g}")
+    return (amount, currency) if amount <= MAX_AMOUNT else None
 
 
-_MONIES_KEPT = 4096
-_monies: dict[tuple[str, str], Money] = {}
-
-
-def _money_of(amount: str, currency: str) -> Money:
-    """The Money of an amount's exact text (``Decimal("1.50")`` and ``Decimal("1.5")`` print
-    differently). Cached: an offer entering a hundred seekers' views is explained a hundred times in
-    one trigger, with the same asking price and the same few budget currencies; a Money is immutable.
-    A plain dict holding Money values rather than an ``lru_cache``, whose dict the full collections
-    untrack and each new key puts back in the young generation, to be walked whole."""
-    money = _monies.get((amount, currency))
-    if money is None:
-        if len(_monies) >= _MONIES_KEPT:
-            _monies.clear()
-        money = _monies[(amount, currency)] = Money(amount=Decimal(amount), currency=currency)
-    return money
-
-
-def _fmt(money: Money | None) -> str:
+def _fmt(money: Amount | None) -> str:
     if money is None:
         return "—"
-    amount = f"{money.amount:,.0f}" if money.amount >= 100 else f"{money.amount.normalize():f}"
-    return f"{amount} {money.currency}"
+    value, currency = money
+    amount = f"{value:,.0f}" if value >= 100 else f"{value.normalize():f}"
+    return f"{amount} {currency}"
 
 
 def _topic_reasons(zh: bool, parts: Components, codes: list[str], terms: list[str]) -> list[str]:
@@ -99,12 +130,12 @@ def explain_offer(demand: Demand, offer: Offer, financier: Demand | None, config
     codes = matched_codes(demand.codes, offer.codes)
     terms = matched_terms(demand.query, offer.term_keys)
     reasons = _topic_reasons(zh, fit.parts, codes, terms)
-    budget = demand.budget_max
-    asking = None if offer.asking_price is None else _money_of(str(offer.asking_price[0]), offer.asking_price[1])
+    budget = None if demand.budget_max is None else _amount_of(demand.budget_max)
+    asking = offer.asking_price
     asking_in_budget = None
     gap = None
     if budget is not None and offer.price_cny is not None:
-        asking_in_budget = _money(offer.price_cny, budget.currency, config)
+        asking_in_budget = _money(offer.price_cny, budget[1], config)
     if asking is None:
         reasons.append("价格面议" if zh else "Price negotiable")
     elif budget is not None and fit.gap_cny is None:
@@ -118,7 +149,7 @@ def explain_offer(demand: Demand, offer: Offer, financier: Demand | None, config
             state = "within budget" if within else "slightly over budget (within tolerance)"
             reasons.append(f"Asking {_fmt(asking)}, {state} (max {_fmt(budget)})")
     if fit.gap_cny is not None and budget is not None and financier is not None:
-        gap = _money(fit.gap_cny, budget.currency, config)
+        gap = _money(fit.gap_cny, budget[1], config)
         if zh:
             reasons.append(f"报价超出预算{_fmt(gap)}，可由{financier.id}融资补足")
         else:
@@ -128,7 +159,7 @@ def explain_offer(demand: Demand, offer: Offer, financier: Demand | None, config
     elif fit.parts.region == 0.5:
         reasons.append(f"同一国家（{offer.region[:2]}）" if zh else f"Same country ({offer.region[:2]})")
     reasons.append(f"专利价值指数{offer.strength:.2f}" if zh else f"Patent strength index {offer.strength:.2f}")
-    facts = MatchFacts(asking_price=asking, budget_max=budget, asking_in_budget_currency=asking_in_budget, gap=gap)
+    facts = Facts(asking_price=asking, budget_max=budget, asking_in_budget_currency=asking_in_budget, gap=gap)
     return Explanation(fit.parts.as_dict(), tuple(reasons), tuple(codes), tuple(terms), facts)
 
 
@@ -137,6 +168,7 @@ def explain_financing(collateral: Collateral, lender: Demand, config: MatchingCo
     if parts is None:
         raise ValueError(f"{lender.id} does not fit {collateral.request.id}: nothing to explain")
     request = collateral.request
+    amount = _amount_of(request.amount)
     zh = lender.language == "zh"
     codes = matched_codes(lender.codes, collateral.codes)
     terms = matched_terms(lender.query, collateral.terms) if parts.text is not None else []
@@ -145,21 +177,21 @@ def explain_financing(collateral: Collateral, lender: Demand, config: MatchingCo
     if request.amount_cny is not None and collateral.value_cny:
         ltv = round(request.amount_cny / collateral.value_cny, 4)
     if zh:
-        reasons.append(f"申请金额{_fmt(request.amount)}，在{lender.id}的授信区间内")
+        reasons.append(f"申请金额{_fmt(amount)}，在{lender.id}的授信区间内")
         if ltv is not None and lender.intent == "lend":
             cap = f"（上限{lender.max_ltv:.0%}）" if lender.max_ltv is not None else ""
             reasons.append(f"质押率{ltv:.0%}{cap}")
         if lender.regions_served:
             reasons.append(f"服务地区覆盖{request.region}")
     else:
-        reasons.append(f"Amount {_fmt(request.amount)} within {lender.id}'s ticket range")
+        reasons.append(f"Amount {_fmt(amount)} within {lender.id}'s ticket range")
         if ltv is not None and lender.intent == "lend":
             cap = f" (cap {lender.max_ltv:.0%})" if lender.max_ltv is not None else ""
             reasons.append(f"Loan-to-value {ltv:.0%}{cap}")
         if lender.regions_served:
             reasons.append(f"Serves {request.region}")
     value = None if collateral.value_cny is None else _money(collateral.value_cny, "CNY", config)
-    facts = MatchFacts(requested_amount=request.amount, collateral_value=value, loan_to_value=ltv)
+    facts = Facts(requested_amount=amount, collateral_value=value, loan_to_value=ltv)
     return Explanation(parts.as_dict(), tuple(reasons), tuple(codes), tuple(terms), facts)
 
 

@@ -149,11 +149,15 @@ class Components:
     freshness: float
 
     def as_dict(self) -> dict[str, float]:
-        return {
-            name: round_score(value)
-            for name in ("field", "text", "price", "strength", "region", "freshness")
-            if (value := getattr(self, name)) is not None
+        parts = {
+            "field": self.field,
+            "text": self.text,
+            "price": self.price,
+            "strength": self.strength,
+            "region": self.region,
+            "freshness": self.freshness,
         }
+        return {name: round_score(value) for name, value in parts.items() if value is not None}
 
 
 def combine(parts: Components, weights: Weights) -> float:

@@ -230,7 +230,7 @@ def _explanation_to_wire(explanation: Explanation) -> dict[str, object]:
         "reasons": list(explanation.reasons),
         "matched_ipc": list(explanation.matched_ipc),
         "matched_terms": list(explanation.matched_terms),
-        "facts": explanation.facts.model_dump(mode="json", exclude_none=True),
+        "facts": explanation.facts.to_json(),
     }
 
 

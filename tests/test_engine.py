@@ -536,6 +536,9 @@ def test_every_valid_amount_is_explained_however_small_or_large(
         assert all(
             money is None or money.amount > 0 for money in dict(event.facts).values() if not isinstance(money, float)
         )
+        # The facts as a worker puts them on the wire, without the model, are what the model writes.
+        assert notice.explanation is not None and event.facts is not None
+        assert notice.explanation.facts.to_json() == event.facts.model_dump(mode="json", exclude_none=True)
 
 
 def test_no_pair_scores_above_its_bound_and_the_bound_is_tight() -> None:
