@@ -15,12 +15,12 @@ The guard sees a gap only when a later record of the partition comes. faust-stre
 records while it recovers a table: its fetcher asks aiokafka for the records of the *active*
 partitions, passing its live set, which the recovery empties when the changelog is read (aiokafka
 takes an empty set as "every partition"); the records of the stream partitions (inputs, shard log)
-that come back are not active, and faust drops them, counting on its seek to the committed offsets afterwards to read
-them again. aiokafka's ``seek_to_committed`` skips a partition whose committed offset is 0 or none,
-so those records were lost for good, with no later record for the guard to notice: measured here
-as a SIGKILL restart (one shard) that never read 346 of 443 records of a partition the killed
-worker had not committed yet, and missed 1,897 open matches. :class:`SeekingConsumer` seeks those
-partitions to their start.
+that come back are not active, and faust drops them, counting on its seek to the committed offsets
+afterwards to read them again. aiokafka's ``seek_to_committed`` skips a partition whose committed
+offset is 0 or none, so those records were lost for good, with no later record for the guard to
+notice: measured here as a SIGKILL restart (one shard) that never read 346 of 443 records of a
+partition the killed worker had not committed yet, and missed 1,897 open matches.
+:class:`SeekingConsumer` seeks those partitions to their start.
 """
 
 from __future__ import annotations
@@ -69,8 +69,9 @@ class GapGuard:
 
 
 class SeekingConsumer(aiokafka_driver.Consumer):  # type: ignore[misc]  # faust's classes are untyped
-    """faust's consumer, whose seek to the committed offsets also seeks the input partitions that
-    have none (or 0) to their start, as ``auto_offset_reset="earliest"`` means."""
+    """faust's consumer, whose seek to the committed offsets also seeks the stream partitions that
+    have none (or 0) to their start, as ``auto_offset_reset="earliest"`` means. Changelogs are left
+    alone: the recovery seeks them itself, and the group commits no offset for them."""
 
     async def seek_to_committed(self) -> Mapping[Any, int | None]:
         committed: Mapping[Any, int | None] = await super().seek_to_committed()
