@@ -16,6 +16,12 @@ other one, and the ratio reported is the median of the passes' ratios of summed 
 same commit on both sides that median stayed within 2% of 1 (0.982–1.015 over every kind, two runs
 at the 100k book); a change of a few percent of a trigger's work is below what this can tell.
 
+``--base-python`` and ``--head-python`` run a side under another interpreter (a virtualenv's
+``python`` with the project's packages installed), so that the same checkout on two versions of
+CPython is compared the same way:
+
+    python -m bench.ab --base . --head-python /tmp/venv-3.13/bin/python --book-file /tmp/book-100k.pkl
+
 Each side also hashes the match and revoke events of every trigger, as they go out on
 ``patent.matches``: ``same_notices`` tells whether the two checkouts matched alike, so that a change
 meant to be faster and nothing else can be shown to be so. Prints one JSON object: per trigger kind,
@@ -29,6 +35,7 @@ import contextlib
 import hashlib
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -64,7 +71,7 @@ def serve(book_file: Path, size: int, seed: int) -> None:
         "financier": market.financier,
     }
     makers = [by_kind[kind] for kind in KINDS]  # in the order the figures are read back
-    print("ready", flush=True)
+    print("ready", platform.python_version(), flush=True)
     for _ in sys.stdin:
         row = []
         for make in makers:
@@ -95,19 +102,24 @@ def checkout(ref: str) -> Iterator[Path]:
 
 
 class Side:
-    """A serving process running one checkout's code (this file's :func:`serve`, the checkout's modules)."""
+    """A serving process running one checkout's code (this file's :func:`serve`, the checkout's modules)
+    under the interpreter ``python``."""
 
-    def __init__(self, tree: Path, book_file: Path, size: int, seed: int) -> None:
+    def __init__(self, tree: Path, book_file: Path, size: int, seed: int, python: str = sys.executable) -> None:
         # -P: not this file's directory first on the path, where bench's modules would shadow others.
-        command = [sys.executable, "-P", str(Path(__file__).resolve()), "--serve", str(book_file), str(size), str(seed)]
+        command = [python, "-P", str(Path(__file__).resolve()), "--serve", str(book_file), str(size), str(seed)]
         env = {**os.environ, "PYTHONPATH": str(tree)}
-        self.process = subprocess.Popen(
-            command, cwd=tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        if self._line() != "ready":
+        try:
+            self.process = subprocess.Popen(
+                command, cwd=tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
+        except OSError as error:
+            raise SystemExit(f"cannot start {python}: {error}") from error
+        ready, _, self.python_version = self._line().partition(" ")
+        if ready != "ready":
             self.process.kill()
             self.close()
-            raise SystemExit(f"the side in {tree} did not load {book_file} (its error is above)")
+            raise SystemExit(f"the side in {tree} did not load {book_file} under {python} (its error is above)")
         self.rounds: Rounds = []
 
     def _line(self) -> str:
@@ -170,9 +182,22 @@ def compare(base: list[Rounds], head: list[Rounds]) -> dict[str, Any]:
     return result
 
 
-def run(base: str, head: str, size: int, seed: int, rounds: int, book_file: Path, passes: int = 4) -> dict[str, Any]:
+def run(
+    base: str,
+    head: str,
+    size: int,
+    seed: int,
+    rounds: int,
+    book_file: Path,
+    passes: int = 4,
+    *,
+    base_python: str = sys.executable,
+    head_python: str = sys.executable,
+) -> dict[str, Any]:
     """``rounds`` rounds on each side, over ``passes`` passes that start fresh processes, each side
     started first in every other pass, and each apply the same triggers (the saved book's market)."""
+    pythons = {"base": base_python, "head": head_python}
+    versions: dict[str, str] = {}
     with checkout(base) as base_tree, checkout(head) as head_tree, tempfile.TemporaryDirectory() as links:
         # Each side sees its checkout through a link of the same length, so that the two processes'
         # paths and environments are the same size: a process's memory layout, and with it its speed,
@@ -181,14 +206,15 @@ def run(base: str, head: str, size: int, seed: int, rounds: int, book_file: Path
         trees["base"].symlink_to(base_tree)
         trees["head"].symlink_to(head_tree)
         if not book_file.exists():
-            Side(trees["head"], book_file, size, seed).close()  # builds and saves it
+            Side(trees["head"], book_file, size, seed, head_python).close()  # builds and saves it
         played: dict[str, list[Rounds]] = {"base": [], "head": []}
         for p in range(passes):
             first, second = ("head", "base") if p % 2 == 0 else ("base", "head")
             sides: dict[str, Side] = {}
             try:
                 for name in (first, second):
-                    sides[name] = Side(trees[name], book_file, size, seed)
+                    sides[name] = Side(trees[name], book_file, size, seed, pythons[name])
+                    versions[name] = sides[name].python_version
                 for r in range(rounds // passes):
                     for name in (first, second) if r % 2 == 0 else (second, first):
                         sides[name].play_round()
@@ -198,7 +224,16 @@ def run(base: str, head: str, size: int, seed: int, rounds: int, book_file: Path
             for name, side in sides.items():
                 played[name].append(side.rounds)
         figures = compare(played["base"], played["head"])
-        return {"base": base, "head": head, "size": size, "rounds": rounds, "passes": passes, **figures}
+        return {
+            "base": base,
+            "head": head,
+            "base_python": versions["base"],
+            "head_python": versions["head"],
+            "size": size,
+            "rounds": rounds,
+            "passes": passes,
+            **figures,
+        }
 
 
 def main() -> None:
@@ -213,10 +248,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=600, help="rounds of the four trigger kinds, on each side")
     parser.add_argument("--passes", type=int, default=4, help="pairs of processes the rounds are shared among")
     parser.add_argument("--book-file", type=Path, required=True, help="the saved book (bench.engine --book-file)")
+    for side in ("base", "head"):
+        parser.add_argument(
+            f"--{side}-python",
+            default=sys.executable,
+            help=f"the interpreter of the {side} side, with the project's packages (default: this one)",
+        )
     args = parser.parse_args()
     if args.rounds < args.passes:
         parser.error("--rounds must be at least --passes")
-    result = run(args.base, args.head, args.size, args.seed, args.rounds, args.book_file.resolve(), args.passes)
+    result = run(
+        args.base,
+        args.head,
+        args.size,
+        args.seed,
+        args.rounds,
+        args.book_file.resolve(),
+        args.passes,
+        base_python=args.base_python,
+        head_python=args.head_python,
+    )
     print(json.dumps(result))
 
 

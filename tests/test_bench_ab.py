@@ -3,23 +3,50 @@ not report one where there is none."""
 
 from __future__ import annotations
 
+import platform
+import sys
 from pathlib import Path
+
+import pytest
 
 from bench.ab import KINDS, compare, run
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _interpreter_that_leaves_a_mark(folder: Path) -> tuple[Path, Path]:
+    """This interpreter behind a script that writes a file each time it is started."""
+    mark = folder / "started"
+    script = folder / "python"
+    script.write_text(f'#!/bin/sh\necho started >> "{mark}"\nexec "{sys.executable}" "$@"\n')
+    script.chmod(0o755)
+    return script, mark
+
+
 def test_one_checkout_on_both_sides_sends_the_same_notices(tmp_path: Path) -> None:
     """Both sides load the book the first one saved and apply the same triggers in separate processes
-    (each with its own string hashing): the events they send are the same, byte for byte."""
-    result = run(str(REPO), str(REPO), size=1500, seed=3, rounds=6, book_file=tmp_path / "book.pkl", passes=2)
+    (each with its own string hashing): the events they send are the same, byte for byte. The head side
+    runs under the interpreter it is given (here this one, behind a script that says it was started)."""
+    head_python, mark = _interpreter_that_leaves_a_mark(tmp_path)
+    result = run(
+        str(REPO), str(REPO), size=1500, seed=3, rounds=6, book_file=tmp_path / "book.pkl", passes=2,
+        head_python=str(head_python),
+    )  # fmt: skip
+    assert mark.read_text().count("started") == 3  # the book's build, then one process per pass
+    assert result["base_python"] == result["head_python"] == platform.python_version()
     assert result["same_notices"] is True and result["first_difference"] is None
     assert result["notices"] > 0
     for kind in KINDS:
         figures = result[kind]
         assert figures["base_cpu_sum_ms"] > 0 and figures["head_cpu_sum_ms"] > 0
         assert len(figures["sum_ratio_by_pass"]) == 2 and figures["sum_ratio"] > 0
+
+
+def test_an_interpreter_that_cannot_start_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-python"
+    with pytest.raises(SystemExit, match=r"cannot start .*no-such-python"):
+        run(str(REPO), str(REPO), size=1500, seed=3, rounds=2, book_file=tmp_path / "book.pkl", passes=2,
+            head_python=str(missing))  # fmt: skip
 
 
 def test_a_trigger_whose_notices_differ_is_reported() -> None:
