@@ -220,7 +220,7 @@ async def measure(
         while not await caught_up(bootstrap, settings.app_id, watched):
             for worker in started_workers:
                 if worker.process.poll() is not None:
-                    raise RuntimeError(f"a worker died:\n{worker.log_tail()}")
+                    raise RuntimeError(f"a worker died:\n{worker.death_report()}")
             pages = [await page_if_up(worker) for worker in started_workers]
             for stage, topic in (("shard_log", topics.shard_log), ("answers", topics.answers)):
                 lag = sum(metric_total(page, "patentmatch_consumer_lag", topic=topic) for page in pages)

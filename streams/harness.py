@@ -79,7 +79,7 @@ async def health_until_ready(worker: WorkerProcess, *, timeout_s: float) -> tupl
     silence = 0.0
     while time.monotonic() - began < timeout_s:
         if worker.process.poll() is not None:
-            raise RuntimeError(f"the worker died:\n{worker.log_tail()}")
+            raise RuntimeError(f"the worker died:\n{worker.death_report()}")
         try:
             status, _ = await asyncio.to_thread(http_get, worker, "/health")
         except OSError:  # not listening yet, or no answer within http_get's timeout
@@ -150,7 +150,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float, 
         if await check():
             return
         if any(w.died for w in dep.workers):
-            tails = "\n---\n".join(w.log_tail() for w in dep.workers if w.died)
+            tails = "\n---\n".join(w.death_report() for w in dep.workers if w.died)
             raise AssertionError(f"a worker died; its log:\n{tails}")
         await asyncio.sleep(0.5)
     tails = "\n---\n".join(w.log_tail() for w in dep.workers)

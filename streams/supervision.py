@@ -47,6 +47,24 @@ class WorkerProcess:
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
 
+    def death_report(self, chars: int = 8000) -> str:
+        """Why the worker ended: its exit code, its log's errors (records at ERROR or above, and whatever
+        it wrote that is not a log record, such as a traceback), then the log's tail. The tail alone
+        shows faust's shutdown, which buries the exception that caused it (CI, 4 December)."""
+        text = self.log_path.read_text(errors="replace")
+        errors = "\n".join(line for line in text.splitlines() if _is_error_line(line))
+        return (
+            f"pid {self.process.pid} exited with {self.process.returncode}\n"
+            f"errors in its log:\n{errors[: chars // 2] or '(none)'}\n"
+            f"the end of its log:\n{text[-chars // 2 :]}"
+        )
+
+
+def _is_error_line(line: str) -> bool:
+    if not line.startswith("{"):
+        return bool(line.strip())
+    return '"level": "ERROR"' in line or '"level": "CRITICAL"' in line
+
 
 @dataclass
 class Deployment:

@@ -1,5 +1,6 @@
 """The worker's log stays readable through a broker outage: aiokafka's retry errors are collapsed to
-one line per template and window, with a count of those held back; the service's own lines are not."""
+one line per template and window, with a count of those held back; the service's own lines are not.
+A worker that dies is reported by its exception, not only by the shutdown that followed it."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import io
 import json
 import logging
 import logging.config
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from streams.supervision import WorkerProcess
 from streams.worker import RepeatsCollapsed, collapse_repeated_client_errors, json_logging_config
 
 
@@ -70,3 +75,33 @@ def test_the_worker_collapses_aiokafka_retries_but_not_its_own_lines(json_log: i
     by_logger = {name: sum(line["logger"] == name for line in lines) for name in {line["logger"] for line in lines}}
     assert by_logger == {"aiokafka": 2, "aiokafka.consumer.fetcher": 1, "patentmatch.service": 500}
     assert lines[-1]["repeated"] == 499 and "refused" in lines[-1]["message"]
+
+
+CRASHING_WORKER = """
+import logging, logging.config, sys
+from streams.worker import json_logging_config
+logging.config.dictConfig(json_logging_config())
+try:
+    raise KeyError("the cause of the crash")
+except KeyError:
+    logging.getLogger("mode.services").exception("Crashed reason=%r", "KeyError")
+for i in range(500):
+    logging.getLogger("faust.agents.agent").info("[^---Agent %d]: Stopping...", i)
+print("Traceback (most recent call last): raised again on the way out", file=sys.stderr)
+sys.exit(3)
+"""
+
+
+def test_a_dead_workers_report_leads_with_the_exception_its_shutdown_buried(tmp_path: Path) -> None:
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen([sys.executable, "-c", CRASHING_WORKER], stdout=log_file, stderr=subprocess.STDOUT)
+    worker = WorkerProcess(process, log_path, web_port=0)
+    process.wait(timeout=60)
+    assert worker.died
+    assert "the cause of the crash" not in worker.log_tail(), "the tail alone would not say why"
+    report = worker.death_report()
+    assert f"pid {process.pid} exited with 3" in report
+    assert "the cause of the crash" in report and "raised again on the way out" in report
+    assert "Agent 499]: Stopping" in report, "and the end of the log follows"
+    assert "Agent 10]: Stopping" not in report.split("the end of its log:")[0], "INFO records are not errors"
