@@ -13,9 +13,11 @@ from streams.harness import (
     eventually,
     market_events,
     market_records,
+    metric_total,
     prepare,
     publish,
     readiness,
+    scrape_metrics,
     settle_on_oracle,
 )
 from streams.localkafka import LocalKafka
@@ -53,13 +55,28 @@ async def test_a_crash_loop_loses_nothing(kafka_bootstrap: str) -> None:
 
 
 async def test_a_worker_joining_and_leaving_under_load_loses_nothing(deployment: Deployment) -> None:
+    """The second worker must really take a share (apply events in a shard of its own) before it leaves,
+    and events flow while it joins and while it leaves. Waiting for a count of match events instead let
+    it leave before it had even logged a line on a quiet machine: only CI's busy one tested a leave."""
     await prepare(deployment)
     deployment.start_worker()
-    documents = Market(43).lifecycle(2000, expiring=0.1)
-    replay = asyncio.create_task(publish(deployment, await market_records(deployment, documents), rate_per_s=300))
+    documents = Market(43).lifecycle(3000, expiring=0.1)
+    records = await market_records(deployment, documents)
+    before_join, while_joining, while_leaving = records[:800], records[800:2000], records[2000:]
+    await publish(deployment, before_join, rate_per_s=300)
     await wait_for_output(deployment, 200)
     second = deployment.start_worker()
-    await wait_for_output(deployment, 2000)
+    await publish(deployment, while_joining, rate_per_s=100)
+
+    async def second_applied_events() -> bool:
+        try:
+            return metric_total(await scrape_metrics(second), "patentmatch_events_total") > 0
+        except (OSError, RuntimeError):  # not serving yet
+            return False
+
+    await eventually(second_applied_events, timeout_s=180, dep=deployment)
+    replay = asyncio.create_task(publish(deployment, while_leaving, rate_per_s=300))
+    await asyncio.sleep(1.0)
     second.stop(signal.SIGTERM)
     await replay
     result = await settle_on_oracle(deployment, market_events(documents), timeout_s=300)
