@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import time
 
 from matcher.market import Market
 from streams.harness import (
@@ -79,6 +80,28 @@ async def test_a_worker_joining_and_leaving_under_load_loses_nothing(deployment:
     await asyncio.sleep(1.0)
     second.stop(signal.SIGTERM)
     await replay
+    result = await settle_on_oracle(deployment, market_events(documents), timeout_s=300)
+    assert result.missing == result.extra == result.changed == 0
+
+
+async def test_a_worker_leaving_while_the_group_recovers_from_its_join_loses_nothing(deployment: Deployment) -> None:
+    """The second worker leaves as soon as it is assigned partitions: the first is then still reading
+    its tables' changelogs for the join's assignment when the leave's assignment comes."""
+    await prepare(deployment)
+    deployment.start_worker()
+    documents = Market(53).lifecycle(3000, expiring=0.1)
+    records = await market_records(deployment, documents)
+    backlog = len(records) * 2 // 3
+    await publish(deployment, records[:backlog])
+    await settle_on_oracle(deployment, market_events(documents)[:backlog], timeout_s=300)
+    second = deployment.start_worker()
+
+    deadline = time.monotonic() + 180
+    while (status := await readiness(second))[0] == 0 or "no source partitions assigned" in status[1]:
+        assert time.monotonic() < deadline and not second.died, f"the second worker was never assigned: {status}"
+        await asyncio.sleep(0.05)  # eventually's pace would often miss the recovery
+    second.stop(signal.SIGTERM)
+    await publish(deployment, records[backlog:], rate_per_s=300)
     result = await settle_on_oracle(deployment, market_events(documents), timeout_s=300)
     assert result.missing == result.extra == result.changed == 0
 
