@@ -9,7 +9,9 @@ in both, other versions or score) must be 0; ``duplicates`` (exact repeats) are 
 - ``crash_loop``: SIGKILL the worker at ``kills`` random points of a replay and restart it each time.
 - ``broker_restart``: stop the broker in the middle of a replay, check the worker reports not ready,
   start the broker again; the worker reconnects by itself.
-- ``rebalance``: a second worker joins, later leaves, while events flow.
+- ``rebalance``: a second worker joins, applies events of its own, later leaves, while events flow.
+- ``leave_in_recovery``: a second worker leaves as soon as it is assigned partitions, while the first
+  still recovers its tables for the join.
 - ``hostile_input``: 10% garbage mixed into the stream; every bad record dead-lettered exactly once.
 - ``load``: a churning market (listings arrive, expire and are withdrawn, so the open book levels off)
   replayed as fast as the worker takes it; throughput, latency and the worker's RSS over time.
@@ -43,6 +45,7 @@ from streams.audit import Audit
 from streams.harness import (
     MatchStream,
     OracleAside,
+    applied_events,
     dead_letters,
     eventually,
     garbage,
@@ -55,6 +58,7 @@ from streams.harness import (
     readiness,
     scrape_metrics,
     settle_on_oracle,
+    until_assigned,
 )
 from streams.kafka_io import read_records
 from streams.localkafka import LocalKafka
@@ -145,9 +149,37 @@ async def rebalance(bootstrap: str, *, listings: int) -> dict[str, Any]:
         replay = asyncio.create_task(publish(dep, [record_of(d, dep.topics) for d in documents], rate_per_s=1000))
         await output_grows(dep, 1000)
         second = dep.start_worker()
+
+        async def second_took_a_share() -> bool:
+            return await applied_events(second) > 0
+
+        await eventually(second_took_a_share, timeout_s=600, dep=dep)
         await output_grows(dep, 5000)
         second.stop(signal.SIGTERM)
         await replay
+        result = await settle_on_oracle(dep, oracle.result(), timeout_s=900)
+        return figures(result, events=len(documents))
+
+
+async def leave_in_recovery(bootstrap: str, *, listings: int) -> dict[str, Any]:
+    """A second worker leaves as soon as it is assigned partitions, while the first still recovers its
+    tables for the join: two thirds of the events are in the book by then, so that recovery is long."""
+    documents = Market(53).lifecycle(listings, expiring=0.1)
+    with Deployment(bootstrap) as dep, OracleAside(market_events(documents)) as oracle:
+        await prepare(dep)
+        first = dep.start_worker()
+        records = [record_of(d, dep.topics) for d in documents]
+        backlog = len(records) * 2 // 3
+        await publish(dep, records[:backlog])
+
+        async def backlog_applied() -> bool:
+            return await applied_events(first) >= backlog
+
+        await eventually(backlog_applied, timeout_s=1800, dep=dep)
+        second = dep.start_worker()
+        await until_assigned(second, timeout_s=600)
+        second.stop(signal.SIGTERM)
+        await publish(dep, records[backlog:], rate_per_s=1000)
         result = await settle_on_oracle(dep, oracle.result(), timeout_s=900)
         return figures(result, events=len(documents))
 
@@ -333,6 +365,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "crash_loop": lambda: crash_loop(broker.bootstrap, listings=args.listings, kills=args.kills),
         "broker_restart": lambda: broker_restart(broker, listings=args.listings),
         "rebalance": lambda: rebalance(broker.bootstrap, listings=args.listings),
+        "leave_in_recovery": lambda: leave_in_recovery(broker.bootstrap, listings=args.listings),
         "hostile_input": lambda: hostile_input(broker.bootstrap, listings=args.listings),
         "load": lambda: load(broker.bootstrap, events=args.load_events, rate_per_s=args.load_rate),
         "security": lambda: security(listings=args.listings // 10),

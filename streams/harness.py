@@ -70,6 +70,28 @@ async def readiness(worker: WorkerProcess) -> tuple[int, str]:
         return 0, str(exc)
 
 
+async def applied_events(worker: WorkerProcess) -> float:
+    """Input events the worker applied in shards it holds (``patentmatch_events_total``): above 0 once
+    it has taken a share of the work; 0 while it serves no ``/metrics`` yet."""
+    try:
+        return metric_total(await scrape_metrics(worker), "patentmatch_events_total")
+    except (OSError, RuntimeError):
+        return 0.0
+
+
+async def until_assigned(worker: WorkerProcess, *, timeout_s: float) -> None:
+    """Return as soon as ``/ready`` no longer says the worker has no partitions: it joined the group,
+    and it (and every other member) now recovers its tables for the new assignment. Polled every 50 ms:
+    :func:`eventually`'s pace would often miss that recovery."""
+    deadline = time.monotonic() + timeout_s
+    while (status := await readiness(worker))[0] == 0 or "no source partitions assigned" in status[1]:
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"the worker died:\n{worker.death_report()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not assigned within {timeout_s}s: {status}")
+        await asyncio.sleep(0.05)
+
+
 async def health_until_ready(worker: WorkerProcess, *, timeout_s: float) -> tuple[float, float]:
     """Poll a worker just started: (seconds until ``/ready`` says ready, the longest time ``/health``
     went unanswered after its first answer: the event loop held by one long computation). Raises if

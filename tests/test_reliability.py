@@ -6,20 +6,19 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
-import time
 
 from matcher.market import Market
 from streams.harness import (
     MatchStream,
+    applied_events,
     eventually,
     market_events,
     market_records,
-    metric_total,
     prepare,
     publish,
     readiness,
-    scrape_metrics,
     settle_on_oracle,
+    until_assigned,
 )
 from streams.localkafka import LocalKafka
 from streams.supervision import Deployment
@@ -69,13 +68,10 @@ async def test_a_worker_joining_and_leaving_under_load_loses_nothing(deployment:
     second = deployment.start_worker()
     await publish(deployment, while_joining, rate_per_s=100)
 
-    async def second_applied_events() -> bool:
-        try:
-            return metric_total(await scrape_metrics(second), "patentmatch_events_total") > 0
-        except (OSError, RuntimeError):  # not serving yet
-            return False
+    async def second_took_a_share() -> bool:
+        return await applied_events(second) > 0
 
-    await eventually(second_applied_events, timeout_s=180, dep=deployment)
+    await eventually(second_took_a_share, timeout_s=180, dep=deployment)
     replay = asyncio.create_task(publish(deployment, while_leaving, rate_per_s=300))
     await asyncio.sleep(1.0)
     second.stop(signal.SIGTERM)
@@ -96,10 +92,7 @@ async def test_a_worker_leaving_while_the_group_recovers_from_its_join_loses_not
     await settle_on_oracle(deployment, market_events(documents)[:backlog], timeout_s=300)
     second = deployment.start_worker()
 
-    deadline = time.monotonic() + 180
-    while (status := await readiness(second))[0] == 0 or "no source partitions assigned" in status[1]:
-        assert time.monotonic() < deadline and not second.died, f"the second worker was never assigned: {status}"
-        await asyncio.sleep(0.05)  # eventually's pace would often miss the recovery
+    await until_assigned(second, timeout_s=180)
     second.stop(signal.SIGTERM)
     await publish(deployment, records[backlog:], rate_per_s=300)
     result = await settle_on_oracle(deployment, market_events(documents), timeout_s=300)
