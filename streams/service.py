@@ -45,7 +45,7 @@ from streams.merging import EmittedFold, Merger
 from streams.metrics import ServiceMetrics
 from streams.settings import KafkaSecurity, Settings
 from streams.sharding import Answer, ShardStage, bundle_answers, merge_partition, split_bundle
-from streams.tables import written_through_table
+from streams.tables import RecoveryWatch, WatchedTableManager, written_through_table
 
 __all__ = ["build_app", "finish_in_steps", "internal_topics", "public_topics", "source_topics"]
 
@@ -154,8 +154,10 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         producer_compression_type="zstd",
         table_key_serializer="json",
         table_value_serializer="raw",
+        TableManager=WatchedTableManager,
     )
     seek_uncommitted_partitions_too(app)
+    recovery = RecoveryWatch(app)
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     inputs = app.topic(topics.offers, topics.demands, topics.financing, **raw)
     shard_log = app.topic(topics.shard_log, partitions=settings.shards, internal=True, **raw)
@@ -366,17 +368,11 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
 
     @app.task
     async def rebuild_assigned_shards() -> None:
-        """Build every assigned shard once the book table is recovered for the current assignment: a
-        shard whose records are quiet still announces its resync.
-
-        Not in the table's ``on_recover``: faust calls that also when the next rebalance cut the
-        recovery short, before it checks the generation (``Recovery.on_recovery_completed``, faust-
-        streaming 0.15.3). The table is then a changelog half replayed over the old values, and a shard
-        built from it stayed wrong for good, since the next recovery found it built: a worker leaving
-        while the group recovered from its join left 176 matches missing and 358 extra (4 December).
-        faust sets ``actives_ready`` only once the current assignment's recovery completed."""
+        """Build every assigned shard once the book table is recovered for the current assignment (see
+        :class:`RecoveryWatch`; not in the table's ``on_recover``, which faust calls also for a recovery
+        cut short): a shard whose records are quiet still announces its resync."""
         while not app.should_stop:
-            if app.tables.actives_ready and not app.rebalancing:
+            if recovery.recovered() and not app.rebalancing:
                 assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.shard_log}
                 for shard in sorted(assigned - shards.owned()):
                     await build_shard(shard)
