@@ -82,7 +82,9 @@ async def test_a_worker_joining_and_leaving_under_load_loses_nothing(deployment:
 
 async def test_a_worker_leaving_while_the_group_recovers_from_its_join_loses_nothing(deployment: Deployment) -> None:
     """The second worker leaves as soon as it is assigned partitions: the first is then still reading
-    its tables' changelogs for the join's assignment when the leave's assignment comes."""
+    its tables' changelogs for the join's assignment when the leave's assignment comes. faust completes
+    that cut-short recovery all the same; shards built then, from a half-replayed table, stayed wrong
+    (560 missing, 744 extra, before :class:`streams.tables.RecoveryWatch`)."""
     await prepare(deployment)
     deployment.start_worker()
     documents = Market(53).lifecycle(3000, expiring=0.1)
@@ -91,7 +93,6 @@ async def test_a_worker_leaving_while_the_group_recovers_from_its_join_loses_not
     await publish(deployment, records[:backlog])
     await settle_on_oracle(deployment, market_events(documents)[:backlog], timeout_s=300)
     second = deployment.start_worker()
-
     await until_assigned(second, timeout_s=180)
     second.stop(signal.SIGTERM)
     await publish(deployment, records[backlog:], rate_per_s=300)
