@@ -45,7 +45,6 @@ from streams.audit import Audit
 from streams.harness import (
     MatchStream,
     OracleAside,
-    applied_events,
     dead_letters,
     eventually,
     garbage,
@@ -58,6 +57,7 @@ from streams.harness import (
     readiness,
     scrape_metrics,
     settle_on_oracle,
+    until_applied,
     until_assigned,
 )
 from streams.kafka_io import read_records
@@ -149,11 +149,7 @@ async def rebalance(bootstrap: str, *, listings: int) -> dict[str, Any]:
         replay = asyncio.create_task(publish(dep, [record_of(d, dep.topics) for d in documents], rate_per_s=1000))
         await output_grows(dep, 1000)
         second = dep.start_worker()
-
-        async def second_took_a_share() -> bool:
-            return await applied_events(second) > 0
-
-        await eventually(second_took_a_share, timeout_s=600, dep=dep)
+        await until_applied(second, 1, timeout_s=600, dep=dep)  # it took a share of the work
         await output_grows(dep, 5000)
         second.stop(signal.SIGTERM)
         await replay
@@ -171,11 +167,7 @@ async def leave_in_recovery(bootstrap: str, *, listings: int) -> dict[str, Any]:
         records = [record_of(d, dep.topics) for d in documents]
         backlog = len(records) * 2 // 3
         await publish(dep, records[:backlog])
-
-        async def backlog_applied() -> bool:
-            return await applied_events(first) >= backlog
-
-        await eventually(backlog_applied, timeout_s=1800, dep=dep)
+        await until_applied(first, backlog, timeout_s=1800, dep=dep)
         second = dep.start_worker()
         await until_assigned(second, timeout_s=600)
         second.stop(signal.SIGTERM)

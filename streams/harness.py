@@ -79,6 +79,15 @@ async def applied_events(worker: WorkerProcess) -> float:
         return 0.0
 
 
+async def until_applied(worker: WorkerProcess, at_least: float, *, timeout_s: float, dep: Deployment) -> None:
+    """Wait until the worker has applied ``at_least`` input events (:func:`applied_events`)."""
+
+    async def enough() -> bool:
+        return await applied_events(worker) >= at_least
+
+    await eventually(enough, timeout_s=timeout_s, dep=dep)
+
+
 async def until_assigned(worker: WorkerProcess, *, timeout_s: float) -> None:
     """Return as soon as ``/ready`` no longer says the worker has no partitions: it joined the group,
     and it (and every other member) now recovers its tables for the new assignment. Polled every 50 ms:

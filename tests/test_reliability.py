@@ -10,7 +10,6 @@ import signal
 from matcher.market import Market
 from streams.harness import (
     MatchStream,
-    applied_events,
     eventually,
     market_events,
     market_records,
@@ -18,6 +17,7 @@ from streams.harness import (
     publish,
     readiness,
     settle_on_oracle,
+    until_applied,
     until_assigned,
 )
 from streams.localkafka import LocalKafka
@@ -68,10 +68,7 @@ async def test_a_worker_joining_and_leaving_under_load_loses_nothing(deployment:
     second = deployment.start_worker()
     await publish(deployment, while_joining, rate_per_s=100)
 
-    async def second_took_a_share() -> bool:
-        return await applied_events(second) > 0
-
-    await eventually(second_took_a_share, timeout_s=180, dep=deployment)
+    await until_applied(second, 1, timeout_s=180, dep=deployment)  # it took a share of the work
     replay = asyncio.create_task(publish(deployment, while_leaving, rate_per_s=300))
     await asyncio.sleep(1.0)
     second.stop(signal.SIGTERM)
