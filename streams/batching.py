@@ -35,7 +35,8 @@ class Batch:
         self._due = clock() + interval
         self._held = 0
         """Records taken since the last flush began."""
-        self._in_record = False
+        self._in_records = 0
+        """Records being taken: two stages may feed one batch (a direct worker's intake and shard)."""
         self._waiting_since = clock()
         self._lock = asyncio.Lock()
         """Never two flushes at once: their sends could interleave, and a seeker's events (or a shard's
@@ -47,15 +48,15 @@ class Batch:
     @property
     def busy(self) -> bool:
         """A record is being taken, or records were taken since the last flush."""
-        return self._in_record or self._held > 0
+        return self._in_records > 0 or self._held > 0
 
     def before_record(self) -> None:
-        self._in_record = True
+        self._in_records += 1
         self.activity.set()
 
     async def after_record(self) -> None:
         """Called after each record: flushes if the last flush is ``interval`` old."""
-        self._in_record = False
+        self._in_records -= 1
         self._held += 1
         self._waiting_since = self._clock()
         if self._waiting_since >= self._due:
@@ -65,7 +66,7 @@ class Batch:
         """For a timer: flush if the stage holds records and has waited ``idle`` for its next one, or
         if the last flush is ``interval`` old (also in the middle of a long record)."""
         now = self._clock()
-        waited = not self._in_record and now - self._waiting_since >= self.idle
+        waited = self._in_records == 0 and now - self._waiting_since >= self.idle
         if now >= self._due or (self._held and waited):
             await self.flush()
 

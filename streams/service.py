@@ -10,7 +10,12 @@
 With one shard (:attr:`Settings.direct`) the shard's answers go straight to a merger in the same
 worker, which announces them: no answers topic, no answers table, no ``merge`` agent. The merger then
 starts empty with each rebuild of the shard, reads what ``patent.matches`` holds and takes the shard's
-resync, so a restart repairs what it missed as it does with a merge agent.
+resync, so a restart repairs what it missed as it does with a merge agent. And the worker that holds
+the shard applies the valid events of its input partitions at once, without their copy on the shard
+log: at a trickle each Kafka record costs faust and aiokafka several milliseconds of their own. The
+shard log then carries only what a worker validates while the shard is not built in it (starting,
+or held by another worker); the book's idempotence makes the order of the two paths immaterial, and
+an input offset is committed only after the table writes of its event, as a shard-log offset is.
 
 Every agent runs with ``concurrency=1`` (faust-streaming commits past in-flight events otherwise) and
 at-least-once delivery; idempotence is ours (versions and event ids in the book, offset tags on
@@ -44,7 +49,7 @@ from streams.kafka_io import Record, read_batches, send_batched, ssl_context
 from streams.merging import EmittedFold, Merger
 from streams.metrics import ServiceMetrics
 from streams.settings import KafkaSecurity, Settings
-from streams.sharding import Answer, ShardStage, bundle_answers, merge_partition, split_bundle
+from streams.sharding import Answer, ShardStage, bundle_answers, merge_partition, shard_of_key, split_bundle
 from streams.tables import RecoveryWatch, WatchedTableManager, written_through_table
 
 __all__ = ["build_app", "finish_in_steps", "internal_topics", "public_topics", "source_topics"]
@@ -161,7 +166,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     raw = {"key_serializer": "raw", "value_serializer": "raw"}
     inputs = app.topic(topics.offers, topics.demands, topics.financing, **raw)
     shard_log = app.topic(topics.shard_log, partitions=settings.shards, internal=True, **raw)
-    book_table = written_through_table(app, "book", partitions=settings.shards)
+    book_table = written_through_table(app, "book", partitions=settings.shards, partition_of=shard_of_key)
     shards = ShardStage(book_table, shards=settings.shards, config=config, analyzer=default_analyzer())
     direct = settings.direct
     answers_table = None if direct else written_through_table(app, "answers", partitions=settings.merge_partitions)
@@ -247,6 +252,8 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             await app.producer.send(topics.deadletter, r.key, encode(outcome), None, None, None)
             metrics.dead_lettered(r.topic, outcome.error_kind)
             log.info("dead letter", extra={"topic": r.topic, "offset": r.offset, "error_kind": outcome.error_kind})
+        elif direct and shards.is_built(0):
+            await apply_event(0, None, outcome.key, outcome.value)
         else:
             for shard in range(settings.shards):
                 await app.producer.send(topics.shard_log, outcome.key, outcome.value, shard, None, None)
@@ -258,15 +265,20 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             if not assigned(r.topic, r.partition):
                 return  # revoked while it was rebuilt: the partition's owner reads the record again
             await build_shard(r.partition)
-        step = shards.apply(r.partition, r.offset, r.key, r.value)
-        await book_table.write_through()
+        await apply_event(r.partition, r.offset, r.key, r.value)
         progress[(r.topic, r.partition)] = r.offset + 1
-        if r.partition == 0:  # every shard sees every event: count it once
-            metrics.events.labels(topic_of_kind[r.key.decode().split(":", 1)[0]], step.outcome).inc()
+
+    async def apply_event(shard: int, offset: int | None, key: bytes, value: bytes) -> None:
+        """Apply a valid event to a built shard: a shard-log record (``offset``), or, direct, an input
+        event taken at once (None: see :meth:`ShardStage.apply`)."""
+        step = shards.apply(shard, offset, key, value)
+        await book_table.write_through()
+        if shard == 0:  # every shard sees every event: count it once
+            metrics.events.labels(topic_of_kind[key.decode().split(":", 1)[0]], step.outcome).inc()
         metrics.engine_seconds.labels(step.trigger).observe(step.engine_seconds)
         metrics.candidates.labels(step.trigger).observe(step.candidates)
-        metrics.set_book(r.partition, shards.book_sizes(r.partition))
-        log.debug("event applied", extra={"key": r.key.decode(), "shard": r.partition, "outcome": step.outcome})
+        metrics.set_book(shard, shards.book_sizes(shard))
+        log.debug("event applied", extra={"key": key.decode(), "shard": shard, "outcome": step.outcome})
 
     async def merge_answer(r: Record) -> None:
         assert answers_table is not None  # the merge agent runs only when the service is not direct
@@ -353,7 +365,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
 
     @app.agent(inputs, concurrency=1)
     async def validate(stream: faust.StreamT[bytes]) -> None:
-        await take_each("validate", stream, route_input)
+        await take_each("validate", stream, route_input, answering if direct else None)
 
     @app.agent(shard_log, concurrency=1)
     async def shard(stream: faust.StreamT[bytes]) -> None:

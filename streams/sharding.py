@@ -47,6 +47,7 @@ __all__ = [
     "decode_answer",
     "merge_partition",
     "seeker_key",
+    "shard_of_key",
     "split_bundle",
     "trigger_kind",
 ]
@@ -332,9 +333,13 @@ class ShardStage:
     def is_built(self, shard: int) -> bool:
         return shard in self._engines
 
-    def apply(self, shard: int, offset: int, key: bytes, value: bytes) -> ShardStep:
+    def apply(self, shard: int, offset: int | None, key: bytes, value: bytes) -> ShardStep:
         """Apply one shard-log record, and mark the seekers it changed for :meth:`take_answers`. The
-        caller builds the shard first (:meth:`build`)."""
+        caller builds the shard first (:meth:`build`).
+
+        ``offset`` is None for a valid input event applied without the shard log, which only a direct
+        service does: its answers go to a merger in the same process, in order, and that merger starts
+        anew with each rebuild, so they need no tag of their own and keep the last one."""
         part = self._engines[shard]
         event, entity = self._entity(key, value)
         began = time.perf_counter()
@@ -342,7 +347,8 @@ class ShardStage:
         engine_seconds = time.perf_counter() - began
         trigger = (event.event_id, event.occurred_at.isoformat())
         self._store_changes(part, shard, key.decode(), value, result, event)
-        part.applied_through = max(part.applied_through, offset)
+        if offset is not None:
+            part.applied_through = max(part.applied_through, offset)
         self.store[f"{shard}|{META}"] = orjson.dumps(
             {"offset": part.applied_through, "watermark": part.engine.shards[0].book.watermark, "trigger": trigger}
         )
@@ -475,6 +481,11 @@ _TOMBSTONE_PREFIX = b'{"closed":'
 
 def _tombstone(version: int, why: str, closed_at: float, *, seeker: bool) -> bytes:
     return right_sized(orjson.dumps({"closed": why, "version": version, "at": closed_at, "seeker": seeker}))
+
+
+def shard_of_key(key: str) -> int:
+    """The shard of a book-table key (``"<shard>|..."``), which is its changelog partition."""
+    return int(key.split("|", 1)[0])
 
 
 def _split_key(key: str) -> tuple[str, str]:

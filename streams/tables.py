@@ -23,7 +23,8 @@ wrong: hundreds to thousands of open matches missing and extra (``bench/JOURNAL.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import faust
 from faust.serializers import codecs
@@ -34,9 +35,18 @@ __all__ = ["RecoveryWatch", "WatchedTableManager", "WrittenThroughTable", "writt
 
 
 class WrittenThroughTable(faust.Table):  # type: ignore[misc]  # faust's classes are untyped
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    """``partition_of`` gives a key's changelog partition; without it faust's choice holds, the partition
+    of the record being processed, which faust first checks is co-partitioned with the changelog."""
+
+    def __init__(self, *args: Any, partition_of: Callable[[str], int] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._unsent: list[tuple[int | None, Any, bytes | None]] = []
+        self._partition_of = partition_of
+
+    def partition_for_key(self, key: Any) -> int | None:
+        if self._partition_of is not None:
+            return self._partition_of(key)
+        return cast(int | None, super().partition_for_key(key))
 
     def on_key_set(self, key: Any, value: Any) -> None:
         self._unsent.append((self.partition_for_key(key), key, value))
@@ -55,12 +65,15 @@ class WrittenThroughTable(faust.Table):  # type: ignore[misc]  # faust's classes
             await self.app.producer.send(topic, raw_key, value, partition, None, None)
 
 
-def written_through_table(app: faust.App, name: str, *, partitions: int) -> WrittenThroughTable:
+def written_through_table(
+    app: faust.App, name: str, *, partitions: int, partition_of: Callable[[str], int] | None = None
+) -> WrittenThroughTable:
     """A str → bytes table registered with ``app`` like ``app.Table`` would."""
     table = WrittenThroughTable(
         app,
         name=name,
         partitions=partitions,
+        partition_of=partition_of,
         key_type=str,
         value_type=bytes,
         beacon=app.tables.beacon,

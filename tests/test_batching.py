@@ -117,3 +117,19 @@ async def test_a_waiting_timer_still_returns_after_its_timeout(clock: Clock) -> 
 
 async def no_op() -> None:
     return None
+
+
+async def test_two_stages_feeding_one_batch_keep_it_busy_until_both_are_done(clock: Clock) -> None:
+    """A direct worker's intake and shard both apply events, and answer through one batch: a record
+    that one of them ends must not make the batch look idle while the other is still in its record."""
+    batch, flushes = counting_batch(clock)
+    batch.before_record()  # the shard begins a record
+    await record(batch, clock, 0.001)  # the intake takes one meanwhile
+    assert batch.busy
+    clock.now += 0.005
+    await batch.flush_if_waiting()
+    assert flushes == []  # the shard's record is not done: it may change what the flush would send
+    await batch.after_record()
+    clock.now += 0.003
+    await batch.flush_if_waiting()
+    assert len(flushes) == 1 and not batch.busy

@@ -14,6 +14,7 @@ from streams.examples import decode_example, example_events
 from streams.harness import (
     dead_letters,
     eventually,
+    health_until_ready,
     market_events,
     market_records,
     matches,
@@ -22,7 +23,7 @@ from streams.harness import (
     records_of,
     settle_on_oracle,
 )
-from streams.kafka_io import partition_count
+from streams.kafka_io import partition_count, read_to_end
 from streams.supervision import Deployment
 from tests.builders import demand, lender, offer, request
 
@@ -180,7 +181,24 @@ def _repeats_are_exact_copies(events: list[dict[str, object]]) -> None:
         assert seen.setdefault(key, said) == said, f"a repeat of {key} differs"
 
 
-async def test_two_workers_give_the_same_open_matches_as_the_oracle(deployment: Deployment) -> None:
+async def test_a_ready_direct_worker_applies_its_inputs_without_the_shard_log(deployment: Deployment) -> None:
+    """Once its one shard is built, a direct worker applies each valid input event at once: the shard
+    log, a record more per event for faust and aiokafka to carry, stays empty."""
+    deployment.shards = 1
+    await prepare(deployment)
+    await health_until_ready(deployment.start_worker(), timeout_s=90)
+    documents = Market(13).lifecycle(600, expiring=0.2)
+    await publish(deployment, await market_records(deployment, documents), rate_per_s=300)
+    result = await settle_on_oracle(deployment, market_events(documents), timeout_s=180)
+    assert result.duplicates == 0
+    assert await read_to_end(deployment.bootstrap, deployment.topics.shard_log) == []
+
+
+@pytest.mark.parametrize("shards", [1, 2], ids=["one-shard", "two-shards"])
+async def test_two_workers_give_the_same_open_matches_as_the_oracle(deployment: Deployment, shards: int) -> None:
+    """With one shard, the worker that holds it applies its own inputs at once and the other worker's
+    through the shard log: two paths into one book."""
+    deployment.shards = shards
     await prepare(deployment)
     deployment.start_worker()
     deployment.start_worker()

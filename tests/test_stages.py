@@ -117,6 +117,51 @@ def test_a_direct_merger_announces_what_answers_through_the_wire_would() -> None
     assert stored > 0 and stored_direct == 0
 
 
+def test_a_direct_shard_fed_by_the_inputs_and_the_shard_log_and_restarted_ends_on_the_oracle() -> None:
+    """A direct worker applies its own inputs at once (no offset) and other workers' through the shard
+    log. Those answers keep the last shard-log tag, so the merger takes every one; after a restart
+    (the shard rebuilt from its table, the merger from what was announced, events read again from an
+    earlier commit) the resync and the answers after it end on the oracle, with no repeat."""
+    documents = Market(14).lifecycle(500, expiring=0.2)
+    log = shard_log(documents)
+    config = MatchingConfig()
+
+    def direct_worker(store: dict[str, bytes], announced_before: list[dict[str, object]]) -> tuple[ShardStage, Merger]:
+        stage = ShardStage(store, shards=1, config=config, analyzer=default_analyzer())
+        merger = Merger({}, config=config, shards=1, partitions=MERGERS)
+        for partition in range(MERGERS):
+            merger.load(
+                partition, [e for e in announced_before if merge_partition(_seeker_of(e), MERGERS) == partition]
+            )
+        for answer in stage.build(0):
+            merger.receive_direct(merge_partition(answer.seeker, MERGERS), answer)
+        return stage, merger
+
+    highest_offset = -1
+
+    def feed(stage: ShardStage, merger: Merger, indexes: range) -> list[dict[str, object]]:
+        nonlocal highest_offset
+        out: list[dict[str, object]] = []
+        for i in indexes:
+            offset = i // 3 if i % 3 == 0 else None  # a third comes through the shard log
+            stage.apply(0, offset, *log[i])
+            highest_offset = max(highest_offset, -1 if offset is None else offset)
+            for answer in stage.take_answers(0):
+                assert answer.tag == highest_offset
+                merger.receive_direct(merge_partition(answer.seeker, MERGERS), answer)
+            out += announced(merger)
+        return out
+
+    stage, merger = direct_worker({}, [])
+    half = len(log) // 2
+    out = feed(stage, merger, range(half))
+    stage, merger = direct_worker(dict(stage.store), out)
+    out += announced(merger)
+    out += feed(stage, merger, range(half - 40, len(log)))
+    result = audit(out, oracle_matches([to_event(d) for d in documents]))
+    assert result.equal and result.duplicates == 0
+
+
 def test_the_audit_tells_each_difference_from_the_oracle_and_counts_exact_repeats() -> None:
     """The audit every reliability scenario ends on must be able to fail: one open match missing, one
     extra, one with another score, and one event repeated are each reported, and folding the output a
