@@ -87,9 +87,12 @@ async def output_grows(dep: Deployment, by: int, timeout_s: float = 600) -> None
         await output.grows(by, timeout_s=timeout_s, dep=dep)
 
 
-async def crash_loop(bootstrap: str, *, listings: int, kills: int, seed: int = 41) -> dict[str, Any]:
+async def crash_loop(bootstrap: str, *, listings: int, kills: int, shards: int, seed: int = 41) -> dict[str, Any]:
     documents = Market(seed).lifecycle(listings, expiring=0.1)
-    with Deployment(bootstrap, extra_env=FAST_FAILOVER) as dep, OracleAside(market_events(documents)) as oracle:
+    with (
+        Deployment(bootstrap, shards=shards, extra_env=FAST_FAILOVER) as dep,
+        OracleAside(market_events(documents)) as oracle,
+    ):
         await prepare(dep)
         worker = dep.start_worker()
         records = [record_of(d, dep.topics) for d in documents]
@@ -104,9 +107,9 @@ async def crash_loop(bootstrap: str, *, listings: int, kills: int, seed: int = 4
         return figures(result, events=len(documents), kills=kills)
 
 
-async def broker_restart(broker: LocalKafka, *, listings: int) -> dict[str, Any]:
+async def broker_restart(broker: LocalKafka, *, listings: int, shards: int) -> dict[str, Any]:
     documents = Market(47).lifecycle(listings, expiring=0.1)
-    with Deployment(broker.bootstrap) as dep, OracleAside(market_events(documents)) as oracle:
+    with Deployment(broker.bootstrap, shards=shards) as dep, OracleAside(market_events(documents)) as oracle:
         await prepare(dep)
         worker = dep.start_worker()
         replay = asyncio.create_task(publish(dep, [record_of(d, dep.topics) for d in documents], rate_per_s=500))
@@ -141,15 +144,18 @@ async def broker_restart(broker: LocalKafka, *, listings: int) -> dict[str, Any]
         )
 
 
-async def rebalance(bootstrap: str, *, listings: int) -> dict[str, Any]:
+async def rebalance(bootstrap: str, *, listings: int, shards: int) -> dict[str, Any]:
     documents = Market(43).lifecycle(listings, expiring=0.1)
-    with Deployment(bootstrap) as dep, OracleAside(market_events(documents)) as oracle:
+    with Deployment(bootstrap, shards=shards) as dep, OracleAside(market_events(documents)) as oracle:
         await prepare(dep)
         dep.start_worker()
         replay = asyncio.create_task(publish(dep, [record_of(d, dep.topics) for d in documents], rate_per_s=1000))
         await output_grows(dep, 1000)
         second = dep.start_worker()
-        await until_applied(second, 1, timeout_s=600, dep=dep)  # it took a share of the work
+        if shards == 1:  # it takes input partitions, and sends their events to the first worker's shard
+            await until_assigned(second, timeout_s=600)
+        else:
+            await until_applied(second, 1, timeout_s=600, dep=dep)  # it took a share of the matching
         await output_grows(dep, 5000)
         second.stop(signal.SIGTERM)
         await replay
@@ -157,11 +163,11 @@ async def rebalance(bootstrap: str, *, listings: int) -> dict[str, Any]:
         return figures(result, events=len(documents))
 
 
-async def leave_in_recovery(bootstrap: str, *, listings: int) -> dict[str, Any]:
+async def leave_in_recovery(bootstrap: str, *, listings: int, shards: int) -> dict[str, Any]:
     """A second worker leaves as soon as it is assigned partitions, while the first still recovers its
     tables for the join: two thirds of the events are in the book by then, so that recovery is long."""
     documents = Market(53).lifecycle(listings, expiring=0.1)
-    with Deployment(bootstrap) as dep, OracleAside(market_events(documents)) as oracle:
+    with Deployment(bootstrap, shards=shards) as dep, OracleAside(market_events(documents)) as oracle:
         await prepare(dep)
         first = dep.start_worker()
         records = [record_of(d, dep.topics) for d in documents]
@@ -354,10 +360,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     broker = LocalKafka(version=settings.kafka_version, cache_dir=settings.cache_dir)
     await asyncio.to_thread(broker.start)
     scenarios: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
-        "crash_loop": lambda: crash_loop(broker.bootstrap, listings=args.listings, kills=args.kills),
-        "broker_restart": lambda: broker_restart(broker, listings=args.listings),
-        "rebalance": lambda: rebalance(broker.bootstrap, listings=args.listings),
-        "leave_in_recovery": lambda: leave_in_recovery(broker.bootstrap, listings=args.listings),
+        "crash_loop": lambda: crash_loop(
+            broker.bootstrap, listings=args.listings, kills=args.kills, shards=args.shards
+        ),
+        "broker_restart": lambda: broker_restart(broker, listings=args.listings, shards=args.shards),
+        "rebalance": lambda: rebalance(broker.bootstrap, listings=args.listings, shards=args.shards),
+        "leave_in_recovery": lambda: leave_in_recovery(broker.bootstrap, listings=args.listings, shards=args.shards),
         "hostile_input": lambda: hostile_input(broker.bootstrap, listings=args.listings),
         "load": lambda: load(broker.bootstrap, events=args.load_events, rate_per_s=args.load_rate),
         "security": lambda: security(listings=args.listings // 10),
@@ -383,6 +391,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--listings", type=int, default=40_000, help="new listings per fault scenario")
     parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=2,
+        help="shards of the crash loop, broker restart, rebalance and leave-in-recovery workers: 1 is direct",
+    )
     parser.add_argument("--load-events", type=int, default=1_000_000)
     parser.add_argument(
         "--load-rate",

@@ -1,6 +1,6 @@
 """What an event costs the worker at a trickle, by rate: CPU, latency, and the Kafka records it makes.
 
-    python -m bench.trickle [--size 5000] [--events 1000] [--rates 80,40,20,80]
+    python -m bench.trickle [--size 5000] [--events 1000] [--rates 80,40,20,80] [--shards 2]
 
 One worker starts on a backlog of ``size`` generated listings and drains it. Then it idles for
 ``--idle-s`` seconds, which gives its CPU share when nothing comes (``idle_cpu_share``: faust's and
@@ -109,11 +109,13 @@ async def phase(
     }
 
 
-async def measure(bootstrap: str, size: int, events: int, rates: list[float], idle_s: float) -> dict[str, Any]:
+async def measure(
+    bootstrap: str, size: int, events: int, rates: list[float], idle_s: float, shards: int
+) -> dict[str, Any]:
     market = Market(100)
     backlog = market.listings(size, expiring=0.0)
     later = market.lifecycle(events * len(rates))
-    deployment = Deployment(bootstrap)
+    deployment = Deployment(bootstrap, shards=shards)
     settings: Settings = deployment.settings
     await ensure_topics(bootstrap, public_topics(settings))
     await publish_log(bootstrap, settings, [record_of(d, settings.topics) for d in backlog])
@@ -129,7 +131,7 @@ async def measure(bootstrap: str, size: int, events: int, rates: list[float], id
         ]
     finally:
         deployment.stop_all()
-    return {"size": size, "idle_cpu_share": round(idle_share, 3), "phases": phases}
+    return {"size": size, "shards": shards, "idle_cpu_share": round(idle_share, 3), "phases": phases}
 
 
 def main() -> None:
@@ -138,10 +140,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000, help="events per rate")
     parser.add_argument("--rates", default="80,40,20,80", help="events per second, one phase each, in this order")
     parser.add_argument("--idle-s", type=float, default=30.0, help="how long the idle CPU share is measured")
+    parser.add_argument("--shards", type=int, default=2, help="the worker's shards: 1 is a direct worker")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     with contextlib.ExitStack() as stack:
-        result = asyncio.run(measure(broker_bootstrap(stack), args.size, args.events, rates, args.idle_s))
+        result = asyncio.run(measure(broker_bootstrap(stack), args.size, args.events, rates, args.idle_s, args.shards))
     print(orjson.dumps(result).decode())
 
 
