@@ -20,6 +20,7 @@ from streams.kafka_io import client_options
 from streams.metrics import ServiceMetrics
 from streams.settings import KafkaSecurity
 from streams.sharding import ShardStage
+from streams.tables import RecoveryWatch
 
 __all__ = ["BrokerProbe", "Progress", "consumer_lags", "not_ready_because", "register_pages"]
 
@@ -79,12 +80,19 @@ Progress = dict[tuple[str, int], int]
 
 
 def not_ready_because(
-    app: faust.App, probe: BrokerProbe, shards: ShardStage, shard_log: str, sources: Collection[str]
+    app: faust.App,
+    probe: BrokerProbe,
+    recovery: RecoveryWatch,
+    shards: ShardStage,
+    shard_log: str,
+    sources: Collection[str],
 ) -> list[str]:
-    """Why the worker is not ready; empty when it is."""
+    """Why the worker is not ready; empty when it is. The tables count as recovered when faust says so
+    and :class:`RecoveryWatch` agrees: faust's flags alone are set by the tail of a recovery cut short,
+    in the middle of the next rebalance."""
     unreachable = probe.reason()
     reasons = [unreachable] if unreachable else []
-    if not app.tables.recovery.completed.is_set() or app.in_recovery:
+    if not recovery.recovered() or not app.tables.recovery.completed.is_set() or app.in_recovery:
         reasons.append("table recovery is not complete")
     if app.rebalancing:
         reasons.append("the consumer group is rebalancing")

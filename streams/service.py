@@ -184,7 +184,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     register_pages(
         app,
         metrics,
-        lambda: not_ready_because(app, probe, shards, topics.shard_log, sources),
+        lambda: not_ready_because(app, probe, recovery, shards, topics.shard_log, sources),
         lambda: consumer_lags(app, sources, progress),
     )
 

@@ -1,10 +1,16 @@
-"""When a shard may be built from the book table (``RecoveryWatch``), driven through faust's own
-signals and recovery object, without a broker: the cases faust's flags got wrong on 4 December."""
+"""When a shard may be built from the book table, and the worker called ready (``RecoveryWatch``),
+driven through faust's own signals and recovery object, without a broker: the cases faust's flags got
+wrong on 4 December."""
 
 from __future__ import annotations
 
 import faust
 
+from matcher import MatchingConfig
+from matcher.text import default_analyzer
+from streams.health import BrokerProbe, not_ready_because
+from streams.settings import PLAINTEXT
+from streams.sharding import ShardStage
 from streams.tables import RecoveryWatch, WatchedTableManager
 
 
@@ -50,3 +56,22 @@ async def test_a_recovery_finishing_after_the_next_revocation_does_not_count() -
     assert not watch.recovered(), "revoked: the next assignment may bring partitions not read yet"
     await assigned(app, 19)
     assert not watch.recovered()
+
+
+async def test_ready_waits_for_the_watch_where_fausts_flags_say_recovered() -> None:
+    """``/ready`` says the tables are not recovered while the watch says so, though faust's own flags
+    (set by a cut-short recovery's tail) say they are."""
+    app, watch = app_and_watch()
+    probe = BrokerProbe("127.0.0.1:1", PLAINTEXT)
+    probe.checked = True  # the brokers answer
+    shards = ShardStage({}, shards=1, config=MatchingConfig(), analyzer=default_analyzer())
+    app.tables.recovery.completed.set()
+
+    def reasons() -> list[str]:
+        return not_ready_because(app, probe, watch, shards, "shard-log", {"shard-log"})
+
+    await assigned(app, 4)
+    app.tables.recovery.completed_generation = 3
+    assert "table recovery is not complete" in reasons()
+    app.tables.recovery.completed_generation = 4
+    assert "table recovery is not complete" not in reasons()
