@@ -334,8 +334,9 @@ class ShardStage:
         return shard in self._engines
 
     def apply(self, shard: int, offset: int | None, key: bytes, value: bytes) -> ShardStep:
-        """Apply one shard-log record, and mark the seekers it changed for :meth:`take_answers`. The
-        caller builds the shard first (:meth:`build`).
+        """Apply one valid event (a shard-log record, or an input event a direct worker takes at once),
+        and mark the seekers it changed for :meth:`take_answers`. The caller builds the shard first
+        (:meth:`build`).
 
         ``offset`` is None for a valid input event applied without the shard log, which only a direct
         service does: its answers go to a merger in the same process, in order, and that merger starts
