@@ -4,7 +4,8 @@ Every record of the three public input topics is decoded against the model its t
 record becomes a dead letter (with its source coordinates and reasons). A valid event is copied to
 every partition of the shard log: demands and financing requests are the stored queries every shard
 answers, and although an offer is indexed only by the shard that owns it, every shard keeps the
-versions, the patent registry and the watermark of the whole book.
+versions, the patent registry and the watermark of the whole book. (A direct worker that holds its
+one shard applies the decoded event at once instead: :mod:`streams.service`.)
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from faust.auth import SASLCredentials, SSLCredentials
 
 from matcher import MatchingConfig
 from matcher.text import default_analyzer
-from schemas import DeadLetter, encode
+from schemas import DeadLetter, InputEvent, encode
 from streams.batching import Batch
 from streams.gaps import GapGuard, seek_uncommitted_partitions_too
 from streams.health import BrokerProbe, Progress, consumer_lags, not_ready_because, register_pages
@@ -253,7 +253,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
             metrics.dead_lettered(r.topic, outcome.error_kind)
             log.info("dead letter", extra={"topic": r.topic, "offset": r.offset, "error_kind": outcome.error_kind})
         elif direct and shards.is_built(0):
-            await apply_event(0, None, outcome.key, outcome.value)
+            await apply_event(0, None, outcome.key, outcome.value, outcome.event)
         else:
             for shard in range(settings.shards):
                 await app.producer.send(topics.shard_log, outcome.key, outcome.value, shard, None, None)
@@ -268,10 +268,12 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         await apply_event(r.partition, r.offset, r.key, r.value)
         progress[(r.topic, r.partition)] = r.offset + 1
 
-    async def apply_event(shard: int, offset: int | None, key: bytes, value: bytes) -> None:
+    async def apply_event(
+        shard: int, offset: int | None, key: bytes, value: bytes, event: InputEvent | None = None
+    ) -> None:
         """Apply a valid event to a built shard: a shard-log record (``offset``), or, direct, an input
-        event taken at once (None: see :meth:`ShardStage.apply`)."""
-        step = shards.apply(shard, offset, key, value)
+        event taken at once, decoded by the intake (None and ``event``: see :meth:`ShardStage.apply`)."""
+        step = shards.apply(shard, offset, key, value, event)
         await book_table.write_through()
         if shard == 0:  # every shard sees every event: count it once
             metrics.events.labels(topic_of_kind[key.decode().split(":", 1)[0]], step.outcome).inc()

@@ -333,16 +333,19 @@ class ShardStage:
     def is_built(self, shard: int) -> bool:
         return shard in self._engines
 
-    def apply(self, shard: int, offset: int | None, key: bytes, value: bytes) -> ShardStep:
+    def apply(
+        self, shard: int, offset: int | None, key: bytes, value: bytes, event: InputEvent | None = None
+    ) -> ShardStep:
         """Apply one valid event (a shard-log record, or an input event a direct worker takes at once),
         and mark the seekers it changed for :meth:`take_answers`. The caller builds the shard first
         (:meth:`build`).
 
         ``offset`` is None for a valid input event applied without the shard log, which only a direct
         service does: its answers go to a merger in the same process, in order, and that merger starts
-        anew with each rebuild, so they need no tag of their own and keep the last one."""
+        anew with each rebuild, so they need no tag of their own and keep the last one. Such an event
+        comes decoded (``event``): the intake has just validated it, and is not decoded again."""
         part = self._engines[shard]
-        event, entity = self._entity(key, value)
+        event, entity = self._entity(key, value, event)
         began = time.perf_counter()
         result = part.engine.apply_entity(entity, event)
         engine_seconds = time.perf_counter() - began
@@ -358,10 +361,11 @@ class ShardStage:
             part.mark(result.notices, trigger)
         return ShardStep(result.outcome, trigger_kind(event), result.candidates, engine_seconds)
 
-    def _entity(self, key: bytes, value: bytes) -> tuple[InputEvent, Entity]:
+    def _entity(self, key: bytes, value: bytes, event: InputEvent | None) -> tuple[InputEvent, Entity]:
         known = self._entities.get(value)
         if known is None:
-            event = _decode_trusted(key.decode().split(":", 1)[0], value)
+            if event is None:
+                event = _decode_trusted(key.decode().split(":", 1)[0], value)
             known = self._entities[value] = (event, entity_from_event(event, self.analyzer, self.config))
             if len(self._entities) > ENTITY_CACHE_SIZE:
                 del self._entities[next(iter(self._entities))]
