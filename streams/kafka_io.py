@@ -149,11 +149,15 @@ async def partition_counts_by(admin: AIOKafkaAdminClient, topics: Iterable[str])
 
 
 async def publish(bootstrap: str, records: Iterable[Record], *, security: KafkaSecurity = PLAINTEXT) -> int:
-    """Send every record (batched, not awaited one by one) and wait for all acknowledgements."""
+    """Send every record (batched, not awaited one by one) to its partition, or its key's when it names
+    none, and wait for all acknowledgements."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, **client_options(security))
     await producer.start()
     try:
-        futures = [await producer.send(r.topic, r.value, key=r.key) for r in records]
+        futures = [
+            await producer.send(r.topic, r.value, key=r.key, partition=r.partition if r.partition >= 0 else None)
+            for r in records
+        ]
         await asyncio.gather(*futures)
         return len(futures)
     finally:

@@ -45,7 +45,7 @@ from streams.batching import Batch
 from streams.gaps import GapGuard, seek_uncommitted_partitions_too
 from streams.health import BrokerProbe, Progress, consumer_lags, not_ready_because, register_pages
 from streams.intake import Source, route
-from streams.kafka_io import Record, read_batches, send_batched, ssl_context
+from streams.kafka_io import Record, committed_offset, read_batches, read_range, send_batched, ssl_context
 from streams.merging import EmittedFold, Merger
 from streams.metrics import ServiceMetrics
 from streams.settings import KafkaSecurity, Settings
@@ -238,6 +238,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
                 log.info("shard rebuild abandoned: its partition was revoked meanwhile", extra={"shard": shard})
                 return
             await send_answers(resync)
+            await replay_unapplied(shard)
             seconds = time.perf_counter() - started
             metrics.rebuild_seconds.labels("shard").observe(seconds)
             metrics.set_book(shard, shards.book_sizes(shard))
@@ -259,14 +260,50 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
                 await app.producer.send(topics.shard_log, outcome.key, outcome.value, shard, None, None)
         progress[(r.topic, r.partition)] = r.offset + 1
 
+    let_go: dict[int, int] = {}
+    """Per shard: one past the highest shard-log offset this worker was handed and let go of without
+    applying it (see :func:`apply_to_shard`). Its next build of the shard replays up to there."""
+
     async def apply_to_shard(r: Record) -> None:
+        """Apply a shard-log record, building its shard first if need be, from a table recovered for the
+        current assignment only (:class:`RecoveryWatch`): faust can hand records over while a recovery
+        cut short by the next rebalance is still unfinished, and a shard built from half a table stays
+        wrong. If the partition is revoked, or a rebalance begins, before the shard is built, the record
+        is let go: faust's revocation waits for it (``Consumer.wait_empty``, without a time limit), and
+        the watch hears of the revocation only after that wait. Whoever builds the shard next replays
+        the record from the log (:func:`replay_unapplied`)."""
         assert r.key is not None  # the intake keys every shard-log record
         while not shards.is_built(r.partition):
-            if not assigned(r.topic, r.partition):
-                return  # revoked while it was rebuilt: the partition's owner reads the record again
-            await build_shard(r.partition)
+            if app.rebalancing or not assigned(r.topic, r.partition):
+                let_go[r.partition] = max(let_go.get(r.partition, 0), r.offset + 1)
+                log.info("shard-log record let go", extra={"shard": r.partition, "offset": r.offset})
+                return
+            if recovery.recovered():
+                await build_shard(r.partition)
+            else:
+                await asyncio.sleep(REBUILD_POLL_S)
         await apply_event(r.partition, r.offset, r.key, r.value)
         progress[(r.topic, r.partition)] = r.offset + 1
+
+    async def replay_unapplied(shard: int) -> None:
+        """Apply the shard-log records that the group committed, or that this worker let go of, and the
+        book table does not hold: those after the shard's last applied offset and before where its
+        consumer resumes. Normally there are none (an offset is committed after its table writes)."""
+        start = shards.applied_through(shard) + 1
+        resume = await committed_offset(bootstrap, settings.app_id, topics.shard_log, shard, security=settings.security)
+        end = max(resume, let_go.pop(shard, 0))
+        if end <= start:
+            return
+        records = await read_range(bootstrap, topics.shard_log, shard, start, end, security=settings.security)
+        for record in records:
+            if not shards.is_built(shard):
+                return  # revoked meanwhile: its next owner replays them
+            assert record.key is not None
+            await apply_event(shard, record.offset, record.key, record.value)
+        log.warning(
+            "shard-log records replayed after a rebuild",
+            extra={"shard": shard, "from": start, "to": end, "records": len(records)},
+        )
 
     async def apply_event(
         shard: int, offset: int | None, key: bytes, value: bytes, event: InputEvent | None = None

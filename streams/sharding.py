@@ -326,6 +326,10 @@ class ShardStage:
     def owned(self) -> set[int]:
         return set(self._engines)
 
+    def applied_through(self, shard: int) -> int:
+        """The highest shard-log offset whose effects the built shard's book holds (-1 for none)."""
+        return self._engines[shard].applied_through
+
     def drop(self, shard: int) -> None:
         self._engines.pop(shard, None)
         self._building.pop(shard, None)

@@ -1,13 +1,18 @@
 """Records faust would skip, on the real broker: the gap guard reads them back from the log, in order,
-and nothing when there is no gap; a restarted worker reads the partitions its group never committed."""
+and nothing when there is no gap; a restarted worker reads the partitions its group never committed;
+and shard-log records the group committed but the book never took are replayed when a shard is built."""
 
 from __future__ import annotations
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
 from matcher.market import Market
 from streams.gaps import GapGuard
-from streams.harness import market_events, market_records, prepare, publish, settle_on_oracle
-from streams.kafka_io import Record, committed_offset, create_topics
+from streams.harness import market_events, market_records, prepare, publish, settle_on_oracle, shard_log
+from streams.kafka_io import Record, committed_offset, create_topics, ensure_topics
 from streams.kafka_io import publish as publish_records
+from streams.service import internal_topics
 from streams.settings import PLAINTEXT
 from streams.supervision import Deployment
 
@@ -53,3 +58,41 @@ async def test_a_restart_reads_the_input_partitions_its_group_never_committed(de
     deployment.start_worker()
     result = await settle_on_oracle(deployment, market_events(seekers + offers), timeout_s=180)
     assert result.missing == result.extra == result.changed == 0
+
+
+async def test_shard_log_records_committed_but_never_applied_are_replayed_when_the_shard_is_built(
+    deployment: Deployment,
+) -> None:
+    """A worker lets a shard-log record go unapplied when its shard cannot be built before a rebalance
+    (faust waits for the record before it revokes anything), and faust acknowledges it: the group's
+    offset then passes records the book table never took. Here that state is made directly: the whole
+    log is on the shard log, committed, and the table is empty. The worker must read the records back
+    when it builds the shards, or it never matches anything."""
+    await prepare(deployment)
+    settings = deployment.settings
+    partitions, configs = internal_topics(settings)
+    await ensure_topics(deployment.bootstrap, partitions, configs=configs)
+    documents = Market(17).lifecycle(300, expiring=0.0)
+    log = shard_log(documents, settings)
+    topic = settings.topics.shard_log
+    await publish_records(
+        deployment.bootstrap,
+        [Record(topic, key, value, shard) for shard in range(settings.shards) for key, value in log],
+    )
+    group = AIOKafkaConsumer(bootstrap_servers=deployment.bootstrap, group_id=settings.app_id, enable_auto_commit=False)
+    await group.start()
+    try:
+        shards = [TopicPartition(topic, shard) for shard in range(settings.shards)]
+        group.assign(shards)
+        await group.commit({tp: OffsetAndMetadata(len(log), "") for tp in shards})
+    finally:
+        await group.stop()
+    assert [
+        await committed_offset(deployment.bootstrap, settings.app_id, topic, s) for s in range(settings.shards)
+    ] == [len(log)] * settings.shards
+
+    worker = deployment.start_worker()
+    result = await settle_on_oracle(deployment, market_events(documents), timeout_s=120)
+    assert result.missing == result.extra == result.changed == 0
+    assert result.events > 0, "the log makes matches"
+    assert "shard-log records replayed after a rebuild" in worker.log_tail(100_000)
