@@ -131,6 +131,20 @@ class ServiceMetrics:
             buckets=REBUILD_BUCKETS,
             registry=r,
         )
+        self.read_back = Counter(
+            "patentmatch_records_read_back",
+            "Records read again from the log, by topic and why: 'skipped' (faust handed a later record"
+            " first), 'unapplied' (a shard's offset committed past what its book holds, replayed at a build)",
+            ["topic", "why"],
+            registry=r,
+        )
+        self.let_go = Counter(
+            "patentmatch_shard_log_records_let_go",
+            "Shard-log records acknowledged unapplied because a rebalance began before their shard was built"
+            " (the next build of the shard replays them)",
+            ["shard"],
+            registry=r,
+        )
         self.ready = Gauge("patentmatch_ready", "1 when the worker is recovered, assigned and consuming", registry=r)
         self.broker_up = Gauge("patentmatch_broker_up", "1 when the brokers answered the last probe", registry=r)
         r.register(GC_PAUSES)

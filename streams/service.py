@@ -276,6 +276,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         while not shards.is_built(r.partition):
             if app.rebalancing or not assigned(r.topic, r.partition):
                 let_go[r.partition] = max(let_go.get(r.partition, 0), r.offset + 1)
+                metrics.let_go.labels(str(r.partition)).inc()
                 log.info("shard-log record let go", extra={"shard": r.partition, "offset": r.offset})
                 return
             if recovery.recovered():
@@ -295,6 +296,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
         if end <= start:
             return
         records = await read_range(bootstrap, topics.shard_log, shard, start, end, security=settings.security)
+        metrics.read_back.labels(topics.shard_log, "unapplied").inc(len(records))
         for record in records:
             if not shards.is_built(shard):
                 return  # revoked meanwhile: its next owner replays them
@@ -344,7 +346,10 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
                 batch.before_record()
             m = event.message
             record_age.observe(max(0.0, time.time() - m.timestamp))
-            for missed in await guard.missed(m.topic, m.partition, m.offset):
+            skipped = await guard.missed(m.topic, m.partition, m.offset)
+            if skipped:
+                metrics.read_back.labels(m.topic, "skipped").inc(len(skipped))
+            for missed in skipped:
                 await handle(missed)
             await handle(Record(m.topic, m.key, m.value, m.partition, m.offset))
             if batch is not None:

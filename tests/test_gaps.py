@@ -9,7 +9,16 @@ from aiokafka.structs import OffsetAndMetadata
 
 from matcher.market import Market
 from streams.gaps import GapGuard
-from streams.harness import market_events, market_records, prepare, publish, settle_on_oracle, shard_log
+from streams.harness import (
+    market_events,
+    market_records,
+    metric_total,
+    prepare,
+    publish,
+    scrape_metrics,
+    settle_on_oracle,
+    shard_log,
+)
 from streams.kafka_io import Record, committed_offset, create_topics, ensure_topics
 from streams.kafka_io import publish as publish_records
 from streams.service import internal_topics
@@ -95,4 +104,7 @@ async def test_shard_log_records_committed_but_never_applied_are_replayed_when_t
     result = await settle_on_oracle(deployment, market_events(documents), timeout_s=120)
     assert result.missing == result.extra == result.changed == 0
     assert result.events > 0, "the log makes matches"
-    assert "shard-log records replayed after a rebuild" in worker.log_tail(100_000)
+    replayed = metric_total(
+        await scrape_metrics(worker), "patentmatch_records_read_back_total", topic=topic, why="unapplied"
+    )
+    assert replayed == len(log) * settings.shards
