@@ -61,6 +61,10 @@ log = logging.getLogger("patentmatch.service")
 REBUILD_POLL_S = 0.1
 """How often the worker looks for assigned shards to build: a tenth of a second against the seconds
 a rebalance and a rebuild take."""
+LET_GO_AFTER_S = 10.0
+"""The longest the shard agent holds a record while its shard waits for the table's recovery. A
+revocation that begins meanwhile makes it let go at once; this bounds the wait in any case not
+foreseen, since faust's revocation waits for the record without a time limit."""
 
 
 def public_topics(settings: Settings) -> dict[str, int]:
@@ -266,15 +270,21 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
 
     async def apply_to_shard(r: Record) -> None:
         """Apply a shard-log record, building its shard first if need be, from a table recovered for the
-        current assignment only (:class:`RecoveryWatch`): faust can hand records over while a recovery
-        cut short by the next rebalance is still unfinished, and a shard built from half a table stays
-        wrong. If the partition is revoked, or a rebalance begins, before the shard is built, the record
-        is let go: faust's revocation waits for it (``Consumer.wait_empty``, without a time limit), and
-        the watch hears of the revocation only after that wait. Whoever builds the shard next replays
-        the record from the log (:func:`replay_unapplied`)."""
+        current assignment only (:class:`RecoveryWatch`): faust hands records over before it counts a
+        recovery as done, and also in the tail of one that the next rebalance cut short, and a shard
+        built from half a table stays wrong. If the partition is revoked, or another rebalance begins,
+        before the shard is built, the record is let go: faust's revocation waits for it
+        (``Consumer.wait_empty``, without a time limit), and the watch hears of the revocation only
+        after that wait. Whoever builds the shard next replays the record from the log
+        (:func:`replay_unapplied`)."""
         assert r.key is not None  # the intake keys every shard-log record
+        rebalances, waiting_since = app.rebalancing_count, time.monotonic()
         while not shards.is_built(r.partition):
-            if app.rebalancing or not assigned(r.topic, r.partition):
+            if (
+                app.rebalancing_count != rebalances
+                or time.monotonic() - waiting_since > LET_GO_AFTER_S
+                or not assigned(r.topic, r.partition)
+            ):
                 let_go[r.partition] = max(let_go.get(r.partition, 0), r.offset + 1)
                 metrics.let_go.labels(str(r.partition)).inc()
                 log.info("shard-log record let go", extra={"shard": r.partition, "offset": r.offset})
