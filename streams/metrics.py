@@ -140,8 +140,8 @@ class ServiceMetrics:
         )
         self.let_go = Counter(
             "patentmatch_shard_log_records_let_go",
-            "Shard-log records acknowledged unapplied because a rebalance began before their shard was built"
-            " (the next build of the shard replays them)",
+            "Shard-log records acknowledged unapplied because another rebalance began while they waited for"
+            " their shard to be built (the next build of the shard replays them)",
             ["shard"],
             registry=r,
         )

@@ -36,6 +36,7 @@ from typing import Any, TypeVar, cast
 import faust
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from faust.auth import SASLCredentials, SSLCredentials
 
 from matcher import MatchingConfig
@@ -299,13 +300,25 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
     async def replay_unapplied(shard: int) -> None:
         """Apply the shard-log records that the group committed, or that this worker let go of, and the
         book table does not hold: those after the shard's last applied offset and before where its
-        consumer resumes. Normally there are none (an offset is committed after its table writes)."""
+        consumer resumes. Normally there are none (an offset is committed after its table writes). If
+        the brokers do not answer, it tries again every second until they do or the shard is revoked."""
         start = shards.applied_through(shard) + 1
-        resume = await committed_offset(bootstrap, settings.app_id, topics.shard_log, shard, security=settings.security)
-        end = max(resume, let_go.pop(shard, 0))
-        if end <= start:
-            return
-        records = await read_range(bootstrap, topics.shard_log, shard, start, end, security=settings.security)
+        while True:
+            try:
+                resume = await committed_offset(
+                    bootstrap, settings.app_id, topics.shard_log, shard, security=settings.security
+                )
+                end = max(resume, let_go.get(shard, 0))
+                if end <= start:
+                    return
+                records = await read_range(bootstrap, topics.shard_log, shard, start, end, security=settings.security)
+                break
+            except KafkaError as exc:
+                if not shards.is_built(shard) or app.should_stop:
+                    return
+                log.warning("shard-log replay waits for the brokers", extra={"shard": shard, "error": repr(exc)})
+                await asyncio.sleep(1.0)
+        let_go.pop(shard, None)
         metrics.read_back.labels(topics.shard_log, "unapplied").inc(len(records))
         for record in records:
             if not shards.is_built(shard):

@@ -72,8 +72,8 @@ async def test_a_restart_reads_the_input_partitions_its_group_never_committed(de
 async def test_shard_log_records_committed_but_never_applied_are_replayed_when_the_shard_is_built(
     deployment: Deployment,
 ) -> None:
-    """A worker lets a shard-log record go unapplied when its shard cannot be built before a rebalance
-    (faust waits for the record before it revokes anything), and faust acknowledges it: the group's
+    """A worker lets a shard-log record go unapplied when another rebalance begins while the record
+    waits for its shard to be built (faust's revocation waits for it), and faust acknowledges it: the group's
     offset then passes records the book table never took. Here that state is made directly: the whole
     log is on the shard log, committed, and the table is empty. The worker must read the records back
     when it builds the shards, or it never matches anything."""
