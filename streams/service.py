@@ -267,18 +267,23 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
 
     let_go: dict[int, int] = {}
     """Per shard: one past the highest shard-log offset this worker was handed and let go of without
-    applying it (see :func:`apply_to_shard`). Its next build of the shard replays up to there."""
+    applying it (see :func:`built_for`). Its next build of the shard replays up to there."""
 
     async def apply_to_shard(r: Record) -> None:
-        """Apply a shard-log record, building its shard first if need be, from a table recovered for the
-        current assignment only (:class:`RecoveryWatch`): faust hands records over before it counts a
-        recovery as done, and also in the tail of one that the next rebalance cut short, and a shard
-        built from half a table stays wrong. If the partition is revoked, or another rebalance begins,
-        before the shard is built, the record is let go: faust's revocation waits for it
-        (``Consumer.wait_empty``, without a time limit), and the watch hears of the revocation only
-        after that wait. Whoever builds the shard next replays the record from the log
-        (:func:`replay_unapplied`)."""
         assert r.key is not None  # the intake keys every shard-log record
+        if not shards.is_built(r.partition) and not await built_for(r):
+            return
+        await apply_event(r.partition, r.offset, r.key, r.value)
+        progress[(r.topic, r.partition)] = r.offset + 1
+
+    async def built_for(r: Record) -> bool:
+        """Build the shard of a shard-log record from a table recovered for the current assignment only
+        (:class:`RecoveryWatch`): faust hands records over before it counts a recovery as done, and also
+        in the tail of one that the next rebalance cut short, and a shard built from half a table stays
+        wrong. If the partition is revoked, or another rebalance begins, before the shard is built, the
+        record is let go (False): faust's revocation waits for it (``Consumer.wait_empty``, without a
+        time limit), and the watch hears of the revocation only after that wait. Whoever builds the
+        shard next replays the record from the log (:func:`replay_unapplied`)."""
         rebalances, waiting_since = app.rebalancing_count, time.monotonic()
         while not shards.is_built(r.partition):
             if (
@@ -289,13 +294,12 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
                 let_go[r.partition] = max(let_go.get(r.partition, 0), r.offset + 1)
                 metrics.let_go.labels(str(r.partition)).inc()
                 log.info("shard-log record let go", extra={"shard": r.partition, "offset": r.offset})
-                return
+                return False
             if recovery.recovered():
                 await build_shard(r.partition)
             else:
                 await asyncio.sleep(REBUILD_POLL_S)
-        await apply_event(r.partition, r.offset, r.key, r.value)
-        progress[(r.topic, r.partition)] = r.offset + 1
+        return True
 
     async def replay_unapplied(shard: int) -> None:
         """Apply the shard-log records that the group committed, or that this worker let go of, and the
@@ -309,9 +313,11 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
                     bootstrap, settings.app_id, topics.shard_log, shard, security=settings.security
                 )
                 end = max(resume, let_go.get(shard, 0))
-                if end <= start:
-                    return
-                records = await read_range(bootstrap, topics.shard_log, shard, start, end, security=settings.security)
+                records = (
+                    []
+                    if end <= start
+                    else await read_range(bootstrap, topics.shard_log, shard, start, end, security=settings.security)
+                )
                 break
             except KafkaError as exc:
                 if not shards.is_built(shard) or app.should_stop:
@@ -319,6 +325,8 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
                 log.warning("shard-log replay waits for the brokers", extra={"shard": shard, "error": repr(exc)})
                 await asyncio.sleep(1.0)
         let_go.pop(shard, None)
+        if not records:
+            return
         metrics.read_back.labels(topics.shard_log, "unapplied").inc(len(records))
         for record in records:
             if not shards.is_built(shard):
