@@ -141,13 +141,16 @@ def explain_offer(demand: Demand, offer: Offer, financier: Demand | None, config
     elif budget is not None and fit.gap_cny is None:
         within = offer.price_cny is not None and demand.budget_max_cny is not None
         within = within and offer.price_cny <= demand.budget_max_cny  # type: ignore[operator]
+        # A price in another currency than the budget's is also given in the budget's, so that the two
+        # can be compared at a glance (at the engine's rate table, as the price filter compared them).
+        converted = asking_in_budget if asking_in_budget is not None and asking[1] != budget[1] else None
         if zh:
-            reasons.append(
-                f"报价{_fmt(asking)}，{'在预算内' if within else '略超预算（容差内）'}（预算上限{_fmt(budget)}）"
-            )
+            shown = _fmt(asking) + (f"（约{_fmt(converted)}）" if converted else "")
+            reasons.append(f"报价{shown}，{'在预算内' if within else '略超预算（容差内）'}（预算上限{_fmt(budget)}）")
         else:
+            shown = _fmt(asking) + (f" (about {_fmt(converted)})" if converted else "")
             state = "within budget" if within else "slightly over budget (within tolerance)"
-            reasons.append(f"Asking {_fmt(asking)}, {state} (max {_fmt(budget)})")
+            reasons.append(f"Asking {shown}, {state} (max {_fmt(budget)})")
     if fit.gap_cny is not None and budget is not None and financier is not None:
         gap = _money(fit.gap_cny, budget[1], config)
         if zh:

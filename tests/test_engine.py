@@ -261,6 +261,17 @@ def test_price_component(asking: dict[str, str] | None, expected: float) -> None
     assert component(notices, "price") == pytest.approx(expected)
 
 
+def test_a_price_in_another_currency_than_the_budget_is_also_given_in_the_budgets() -> None:
+    _, notices = run(offer(asking_price={"amount": "400000", "currency": "USD"}), demand())
+    event = only(notices).to_event(EMITTED)
+    assert event.facts is not None and event.facts.asking_in_budget_currency is not None
+    converted = event.facts.asking_in_budget_currency
+    assert converted.currency == "CNY" and 400_000 < converted.amount < 5_000_000
+    assert f"报价400,000 USD（约{converted.amount:,.0f} CNY），在预算内（预算上限5,000,000 CNY）" in event.reasons
+    _, notices = run(offer(), demand())
+    assert "报价3,000,000 CNY，在预算内（预算上限5,000,000 CNY）" in only(notices).to_event(EMITTED).reasons
+
+
 def test_price_does_not_apply_without_a_budget() -> None:
     _, notices = run(offer(), demand().model_copy(update={"budget": None}))
     assert "price" not in only(notices).to_event(EMITTED).components
@@ -440,6 +451,17 @@ def test_english_text_only_demand_finds_an_english_offer_with_english_reasons() 
     assert pairs(engine) == {("transaction", "d1", "o1", None)}
     event = only(notices).to_event(EMITTED)
     assert "sensor" in event.matched_terms and any(r.startswith("Description matches") for r in event.reasons)
+    assert "Asking 3,000,000 CNY, within budget (max 5,000,000 CNY)" in event.reasons
+    _, notices = run(
+        offer(
+            patents=[sensor], deal_types=["non_exclusive_license"], asking_price={"amount": "50000", "currency": "EUR"}
+        ),
+        demand(intent="license", ipc=[], description="License a low-power gas sensor for air-quality monitors"),
+    )
+    event = only(notices).to_event(EMITTED)
+    assert event.facts is not None and event.facts.asking_in_budget_currency is not None
+    converted = f"{event.facts.asking_in_budget_currency.amount:,.0f} CNY"
+    assert f"Asking 50,000 EUR (about {converted}), within budget (max 5,000,000 CNY)" in event.reasons
 
 
 def test_a_chinese_text_only_demand_finds_the_right_offer_among_others() -> None:
