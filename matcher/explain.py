@@ -106,8 +106,11 @@ def _fmt(money: Amount | None) -> str:
     if money is None:
         return "—"
     value, currency = money
-    amount = f"{value:,.0f}" if value >= 100 else f"{value.normalize():f}"
-    return f"{amount} {currency}"
+    return f"{_figure(value)} {currency}"
+
+
+def _figure(value: Decimal) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value.normalize():f}"
 
 
 def _topic_reasons(zh: bool, parts: Components, codes: list[str], terms: list[str]) -> list[str]:
@@ -166,6 +169,14 @@ def explain_offer(demand: Demand, offer: Offer, financier: Demand | None, config
     return Explanation(fit.parts.as_dict(), tuple(reasons), tuple(codes), tuple(terms), facts)
 
 
+def _ticket_range(top: Amount, bottom_cny: float | None, zh: bool, config: MatchingConfig) -> str:
+    """A lender's or investor's ticket range, in the currency of its budget (``top``, its maximum)."""
+    bottom = _money(bottom_cny, top[1], config) if bottom_cny else None
+    if bottom is not None:
+        return f"{_figure(bottom[0])}–{_fmt(top)}"
+    return f"不超过{_fmt(top)}" if zh else f"up to {_fmt(top)}"
+
+
 def explain_financing(collateral: Collateral, lender: Demand, config: MatchingConfig) -> Explanation:
     parts = financing_fit(collateral, lender, config)
     if parts is None:
@@ -179,15 +190,21 @@ def explain_financing(collateral: Collateral, lender: Demand, config: MatchingCo
     ltv = None
     if request.amount_cny is not None and collateral.value_cny:
         ltv = round(request.amount_cny / collateral.value_cny, 4)
+    assert lender.budget_max is not None and request.amount_cny is not None  # or financing_fit had refused
+    top = _amount_of(lender.budget_max)
+    ticket = _ticket_range(top, lender.budget_min_cny, zh, config)
+    converted = _money(request.amount_cny, top[1], config) if top[1] != amount[1] else None
     if zh:
-        reasons.append(f"申请金额{_fmt(amount)}，在{lender.id}的授信区间内")
+        shown = _fmt(amount) + (f"（约{_fmt(converted)}）" if converted else "")
+        reasons.append(f"申请金额{shown}，在{lender.id}的授信区间内（{ticket}）")
         if ltv is not None and lender.intent == "lend":
             cap = f"（上限{lender.max_ltv:.0%}）" if lender.max_ltv is not None else ""
             reasons.append(f"质押率{ltv:.0%}{cap}")
         if lender.regions_served:
             reasons.append(f"服务地区覆盖{request.region}")
     else:
-        reasons.append(f"Amount {_fmt(amount)} within {lender.id}'s ticket range")
+        shown = _fmt(amount) + (f" (about {_fmt(converted)})" if converted else "")
+        reasons.append(f"Amount {shown} within {lender.id}'s ticket range ({ticket})")
         if ltv is not None and lender.intent == "lend":
             cap = f" (cap {lender.max_ltv:.0%})" if lender.max_ltv is not None else ""
             reasons.append(f"Loan-to-value {ltv:.0%}{cap}")

@@ -310,7 +310,22 @@ def test_financing_matches_a_pledge_loan_with_a_lender() -> None:
     assert pairs(engine) == {("financing", "r1", "bank1", None)}
     event = only(notices).to_event(EMITTED)
     assert event.facts is not None and event.facts.loan_to_value == pytest.approx(0.375)
-    assert any("质押率" in r for r in event.reasons)
+    assert "申请金额1,500,000 CNY，在bank1的授信区间内（500,000–10,000,000 CNY）" in event.reasons
+    assert "质押率38%（上限50%）" in event.reasons
+
+
+def test_a_financing_reason_gives_the_ticket_range_and_the_amount_in_its_currency() -> None:
+    usd_fund = lender(
+        "fund1", intent="invest", description="Equity in battery start-ups",
+        budget={"max": "2000000", "currency": "USD"}, max_loan_to_value=None, regions_served=[],
+    )  # fmt: skip
+    _, notices = run(usd_fund, request(instrument="equity"))
+    event = only(notices).to_event(EMITTED)
+    cny = MatchingConfig().cny_per_unit["USD"]
+    assert (
+        f"Amount 1,500,000 CNY (about {1_500_000 / cny:,.0f} USD) within fund1's ticket range (up to 2,000,000 USD)"
+        in event.reasons
+    )
 
 
 @pytest.mark.parametrize(
