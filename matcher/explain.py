@@ -125,6 +125,37 @@ def _topic_reasons(zh: bool, parts: Components, codes: list[str], terms: list[st
     return reasons
 
 
+def _price_reason(
+    zh: bool,
+    asking: Amount | None,
+    asking_in_budget: Amount | None,
+    budget: Amount | None,
+    within: bool,
+    gap: Amount | None,
+    financier: Demand | None,
+) -> str:
+    """The asking price against the buyer's budget: ``within`` it, over it within the tolerance, or over
+    it by a ``gap`` that ``financier`` can bridge. A price in another currency than the budget's is also given
+    in the budget's (at the engine's rate table, as the price filter compared them)."""
+    if asking is None:
+        return "价格面议" if zh else "Price negotiable"
+    shown = _fmt(asking)
+    if asking_in_budget is not None and budget is not None and asking[1] != budget[1]:
+        shown += f"（约{_fmt(asking_in_budget)}）" if zh else f" (about {_fmt(asking_in_budget)})"
+    if budget is None:
+        return f"报价{shown}" if zh else f"Asking {shown}"
+    if gap is not None:
+        if zh:
+            by = "" if financier is None else f"，可由{financier.id}融资补足"
+            return f"报价{shown}，超出预算{_fmt(gap)}（预算上限{_fmt(budget)}）{by}"
+        by = "" if financier is None else f", which {financier.id} can finance"
+        return f"Asking {shown}, {_fmt(gap)} over budget (max {_fmt(budget)}){by}"
+    if zh:
+        return f"报价{shown}，{'在预算内' if within else '略超预算（容差内）'}（预算上限{_fmt(budget)}）"
+    state = "within budget" if within else "slightly over budget (within tolerance)"
+    return f"Asking {shown}, {state} (max {_fmt(budget)})"
+
+
 def explain_offer(demand: Demand, offer: Offer, financier: Demand | None, config: MatchingConfig) -> Explanation:
     fit = offer_fit(demand, offer, config)
     if fit is None:
@@ -135,31 +166,14 @@ def explain_offer(demand: Demand, offer: Offer, financier: Demand | None, config
     reasons = _topic_reasons(zh, fit.parts, codes, terms)
     budget = None if demand.budget_max is None else _amount_of(demand.budget_max)
     asking = offer.asking_price
-    asking_in_budget = None
-    gap = None
+    asking_in_budget = gap = None
     if budget is not None and offer.price_cny is not None:
         asking_in_budget = _money(offer.price_cny, budget[1], config)
-    if asking is None:
-        reasons.append("价格面议" if zh else "Price negotiable")
-    elif budget is not None and fit.gap_cny is None:
-        within = offer.price_cny is not None and demand.budget_max_cny is not None
-        within = within and offer.price_cny <= demand.budget_max_cny  # type: ignore[operator]
-        # A price in another currency than the budget's is also given in the budget's, so that the two
-        # can be compared at a glance (at the engine's rate table, as the price filter compared them).
-        converted = asking_in_budget if asking_in_budget is not None and asking[1] != budget[1] else None
-        if zh:
-            shown = _fmt(asking) + (f"（约{_fmt(converted)}）" if converted else "")
-            reasons.append(f"报价{shown}，{'在预算内' if within else '略超预算（容差内）'}（预算上限{_fmt(budget)}）")
-        else:
-            shown = _fmt(asking) + (f" (about {_fmt(converted)})" if converted else "")
-            state = "within budget" if within else "slightly over budget (within tolerance)"
-            reasons.append(f"Asking {shown}, {state} (max {_fmt(budget)})")
-    if fit.gap_cny is not None and budget is not None and financier is not None:
+    if budget is not None and fit.gap_cny is not None:
         gap = _money(fit.gap_cny, budget[1], config)
-        if zh:
-            reasons.append(f"报价超出预算{_fmt(gap)}，可由{financier.id}融资补足")
-        else:
-            reasons.append(f"Gap of {_fmt(gap)} over budget can be financed by {financier.id}")
+    within = offer.price_cny is not None and demand.budget_max_cny is not None
+    within = within and offer.price_cny <= demand.budget_max_cny  # type: ignore[operator]
+    reasons.append(_price_reason(zh, asking, asking_in_budget, budget, within, gap, financier))
     if fit.parts.region == 1.0:
         reasons.append(f"同一地区（{offer.region}）" if zh else f"Same region ({offer.region})")
     elif fit.parts.region == 0.5:

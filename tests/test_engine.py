@@ -274,7 +274,8 @@ def test_a_price_in_another_currency_than_the_budget_is_also_given_in_the_budget
 
 def test_price_does_not_apply_without_a_budget() -> None:
     _, notices = run(offer(), demand().model_copy(update={"budget": None}))
-    assert "price" not in only(notices).to_event(EMITTED).components
+    event = only(notices).to_event(EMITTED)
+    assert "price" not in event.components and "报价3,000,000 CNY" in event.reasons  # the price is still said
 
 
 def test_strength_prefers_granted_inventions() -> None:
@@ -381,6 +382,7 @@ def test_a_bridge_finances_the_gap_between_budget_and_price() -> None:
     event = only(notices).to_event(EMITTED)
     assert event.financier is not None and event.financier.id == "bank1"
     assert event.facts is not None and event.facts.gap is not None and event.facts.gap.amount == 1_000_000
+    assert "报价6,000,000 CNY，超出预算1,000,000 CNY（预算上限5,000,000 CNY），可由bank1融资补足" in event.reasons
 
 
 def test_a_lender_arriving_later_creates_the_bridge_and_leaving_revokes_it() -> None:
