@@ -125,6 +125,18 @@ def _topic_reasons(zh: bool, parts: Components, codes: list[str], terms: list[st
     return reasons
 
 
+def _closing_reasons(zh: bool, parts: Components, region: str) -> list[str]:
+    """The region the two sides share, if any (``region``: the offer's or the applicant's), and the
+    patents' strength, always last (:func:`with_inferred_field` reads the language from it)."""
+    reasons = []
+    if parts.region == 1.0:
+        reasons.append(f"同一地区（{region}）" if zh else f"Same region ({region})")
+    elif parts.region == 0.5:
+        reasons.append(f"同一国家（{region[:2]}）" if zh else f"Same country ({region[:2]})")
+    reasons.append(f"专利价值指数{parts.strength:.2f}" if zh else f"Patent strength index {parts.strength:.2f}")
+    return reasons
+
+
 def _price_reason(
     zh: bool,
     asking: Amount | None,
@@ -174,11 +186,7 @@ def explain_offer(demand: Demand, offer: Offer, financier: Demand | None, config
     within = offer.price_cny is not None and demand.budget_max_cny is not None
     within = within and offer.price_cny <= demand.budget_max_cny  # type: ignore[operator]
     reasons.append(_price_reason(zh, asking, asking_in_budget, budget, within, gap, financier))
-    if fit.parts.region == 1.0:
-        reasons.append(f"同一地区（{offer.region}）" if zh else f"Same region ({offer.region})")
-    elif fit.parts.region == 0.5:
-        reasons.append(f"同一国家（{offer.region[:2]}）" if zh else f"Same country ({offer.region[:2]})")
-    reasons.append(f"专利价值指数{offer.strength:.2f}" if zh else f"Patent strength index {offer.strength:.2f}")
+    reasons += _closing_reasons(zh, fit.parts, offer.region)
     facts = Facts(asking_price=asking, budget_max=budget, asking_in_budget_currency=asking_in_budget, gap=gap)
     return Explanation(fit.parts.as_dict(), tuple(reasons), tuple(codes), tuple(terms), facts)
 
@@ -224,6 +232,7 @@ def explain_financing(collateral: Collateral, lender: Demand, config: MatchingCo
             reasons.append(f"Loan-to-value {ltv:.0%}{cap}")
         if lender.regions_served:
             reasons.append(f"Serves {request.region}")
+    reasons += _closing_reasons(zh, parts, request.region)
     value = None if collateral.value_cny is None else _money(collateral.value_cny, "CNY", config)
     facts = Facts(requested_amount=amount, collateral_value=value, loan_to_value=ltv)
     return Explanation(parts.as_dict(), tuple(reasons), tuple(codes), tuple(terms), facts)

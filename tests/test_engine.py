@@ -313,6 +313,7 @@ def test_financing_matches_a_pledge_loan_with_a_lender() -> None:
     assert event.facts is not None and event.facts.loan_to_value == pytest.approx(0.375)
     assert "申请金额1,500,000 CNY，在bank1的授信区间内（500,000–10,000,000 CNY）" in event.reasons
     assert "质押率38%（上限50%）" in event.reasons
+    assert "同一国家（CN）" in event.reasons and event.reasons[-1].startswith("专利价值指数")
 
 
 def test_a_financing_reason_gives_the_ticket_range_and_the_amount_in_its_currency() -> None:
