@@ -84,6 +84,7 @@ def test_the_dashboard_uses_only_exported_metrics_and_shows_what_operators_need(
     exported = ServiceMetrics().names()
     assert used <= exported, used - exported
     for needed in ("events_total", "event_to_match_seconds_bucket", "book_entries", "dead_letters_total",
-                   "consumer_lag", "matches_total", "ready", "broker_up"):  # fmt: skip
+                   "consumer_lag", "matches_total", "ready", "broker_up", "records_read_back_total",
+                   "shard_log_records_let_go_total"):  # fmt: skip
         assert f"patentmatch_{needed}" in used, needed
     assert "process_cpu_seconds_total" in used, "a saturated worker is seen before its latency grows"
