@@ -27,7 +27,7 @@ def render(event: dict[str, Any]) -> Text:
         if event.get("financier"):
             line.append(f" (financed by {event['financier']['id']})")
         line.append(f"  score {event['score']:.3f}", style="cyan")
-        for reason in event.get("reasons", [])[:4]:
+        for reason in event.get("reasons", []):
             line.append(f"\n         · {reason}", style="dim")
     else:
         line.append("REVOKE     ", style="bold red")
