@@ -147,8 +147,8 @@ def _price_reason(
     financier: Demand | None,
 ) -> str:
     """The asking price against the buyer's budget: ``within`` it, over it within the tolerance, or over
-    it by a ``gap`` that ``financier`` can bridge. A price in another currency than the budget's is also given
-    in the budget's (at the engine's rate table, as the price filter compared them)."""
+    it by a ``gap`` that ``financier`` can bridge. A price in another currency than the budget's is
+    also given in the budget's (at the engine's rate table, as the price filter compared them)."""
     if asking is None:
         return "价格面议" if zh else "Price negotiable"
     shown = _fmt(asking)
