@@ -113,6 +113,13 @@ def _figure(value: Decimal) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value.normalize():f}"
 
 
+def _fmt_converted(money: Amount, converted: Amount | None, zh: bool) -> str:
+    """``money``, and beside it the same amount in another currency when there is one to give."""
+    if converted is None or converted[1] == money[1]:
+        return _fmt(money)
+    return f"{_fmt(money)}（约{_fmt(converted)}）" if zh else f"{_fmt(money)} (about {_fmt(converted)})"
+
+
 def _topic_reasons(zh: bool, parts: Components, codes: list[str], terms: list[str]) -> list[str]:
     reasons = []
     if parts.field is not None and codes:
@@ -151,9 +158,7 @@ def _price_reason(
     also given in the budget's (at the engine's rate table, as the price filter compared them)."""
     if asking is None:
         return "价格面议" if zh else "Price negotiable"
-    shown = _fmt(asking)
-    if asking_in_budget is not None and budget is not None and asking[1] != budget[1]:
-        shown += f"（约{_fmt(asking_in_budget)}）" if zh else f" (about {_fmt(asking_in_budget)})"
+    shown = _fmt_converted(asking, asking_in_budget, zh)
     if budget is None:
         return f"报价{shown}" if zh else f"Asking {shown}"
     if gap is not None:
@@ -215,9 +220,8 @@ def explain_financing(collateral: Collateral, lender: Demand, config: MatchingCo
     assert lender.budget_max is not None and request.amount_cny is not None  # or financing_fit had refused
     top = _amount_of(lender.budget_max)
     ticket = _ticket_range(top, lender.budget_min_cny, zh, config)
-    converted = _money(request.amount_cny, top[1], config) if top[1] != amount[1] else None
+    shown = _fmt_converted(amount, _money(request.amount_cny, top[1], config) if top[1] != amount[1] else None, zh)
     if zh:
-        shown = _fmt(amount) + (f"（约{_fmt(converted)}）" if converted else "")
         reasons.append(f"申请金额{shown}，在{lender.id}的授信区间内（{ticket}）")
         if ltv is not None and lender.intent == "lend":
             cap = f"（上限{lender.max_ltv:.0%}）" if lender.max_ltv is not None else ""
@@ -225,7 +229,6 @@ def explain_financing(collateral: Collateral, lender: Demand, config: MatchingCo
         if lender.regions_served:
             reasons.append(f"服务地区覆盖{request.region}")
     else:
-        shown = _fmt(amount) + (f" (about {_fmt(converted)})" if converted else "")
         reasons.append(f"Amount {shown} within {lender.id}'s ticket range ({ticket})")
         if ltv is not None and lender.intent == "lend":
             cap = f" (cap {lender.max_ltv:.0%})" if lender.max_ltv is not None else ""

@@ -283,7 +283,10 @@ async def committed_offset(
 async def read_range(
     bootstrap: str, topic: str, partition: int, start: int, end: int, *, security: KafkaSecurity = PLAINTEXT
 ) -> list[Record]:
-    """The records of one partition with offsets in ``[start, end)``, without joining a group."""
+    """The records of one partition with offsets in ``[start, end)``, without joining a group (an empty
+    range reads nothing and connects to nothing)."""
+    if end <= start:
+        return []
     tp = TopicPartition(topic, partition)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **client_options(security))
     records: list[Record] = []

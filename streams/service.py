@@ -313,11 +313,7 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
                     bootstrap, settings.app_id, topics.shard_log, shard, security=settings.security
                 )
                 end = max(resume, let_go.get(shard, 0))
-                records = (
-                    []
-                    if end <= start
-                    else await read_range(bootstrap, topics.shard_log, shard, start, end, security=settings.security)
-                )
+                records = await read_range(bootstrap, topics.shard_log, shard, start, end, security=settings.security)
                 break
             except KafkaError as exc:
                 if not shards.is_built(shard) or app.should_stop:
