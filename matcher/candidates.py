@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 __all__ = ["Candidate", "SeekerKey", "match_id"]
@@ -18,8 +18,13 @@ def match_id(kind: str, *party_ids: str) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Candidate:
+    """A value: nothing changes a candidate once made (a new score is a new candidate, see
+    ``matcher.inference``). It is not a frozen dataclass for speed alone: a frozen one sets each of its
+    fields through ``object.__setattr__``, and building one took 1.44 µs against 0.22, where a busy
+    trigger builds thousands (a financier on the 1M book, 1,234–2,257; bench/JOURNAL.md)."""
+
     kind: MatchKind
     seeker_kind: Literal["demand", "financing"]
     seeker_id: str
@@ -43,7 +48,16 @@ class Candidate:
     def __post_init__(self) -> None:
         if not self.match_id:
             ids = (self.seeker_id, self.counterpart_id) + ((self.financier_id,) if self.financier_id else ())
-            object.__setattr__(self, "match_id", match_id(self.kind, *ids))
+            self.match_id = match_id(self.kind, *ids)
+
+    def __getstate__(self) -> tuple[object, ...]:
+        """The fields in order, as a frozen dataclass pickles them: books saved by ``bench.engine
+        --book-file`` before this class was thawed still load, so two commits compare on one book."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        for f, value in zip(fields(self), state, strict=True):
+            setattr(self, f.name, value)
 
     @property
     def seeker(self) -> SeekerKey:
