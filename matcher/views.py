@@ -41,15 +41,13 @@ def _members_of(candidate: Candidate) -> list[EntityKey]:
 
 
 def _keys_still_held(gone: Candidate, members: Iterable[Candidate]) -> set[EntityKey]:
-    """The keys of ``gone`` that other members still involve (a financier can bridge several)."""
-    counterpart = (gone.counterpart_kind, gone.counterpart_id)
-    still: set[EntityKey] = set()
-    for c in members:
-        if c.counterpart_id == gone.counterpart_id and c.counterpart_kind == gone.counterpart_kind:
-            still.add(counterpart)
-        if gone.financier_id is not None and c.financier_id == gone.financier_id:
-            still.add(("demand", gone.financier_id))
-    return still
+    """The keys of ``gone`` that the other members of its list still involve: its financier, which can
+    bridge several. Its counterpart is in no other, as a list holds each counterpart once
+    (:meth:`Views.check_index`); so for a candidate without a financier, the members are not read."""
+    if gone.financier_id is None:
+        return set()
+    financier = gone.financier_id
+    return {("demand", financier)} if any(c.financier_id == financier for c in members) else set()
 
 
 def _inferred(members: Sequence[Candidate]) -> bool:
@@ -112,12 +110,14 @@ class Views:
         return sum(len(self.view(seeker)) for seeker in self._lists)
 
     def check_index(self) -> None:
-        """Raise if the index of holders is not exactly what the lists hold (a stale entry changes no
-        match: a seeker is only looked at again for nothing, so only this check would see one; but it
-        is memory never freed, for every entity that ever left a list), or if a kept ranking is not
-        its seeker's."""
+        """Raise if a list holds a counterpart twice (:func:`_keys_still_held` counts on it), if the
+        index of holders is not exactly what the lists hold (a stale entry changes no match: a seeker
+        is only looked at again for nothing, so only this check would see one; but it is memory never
+        freed, for every entity that ever left a list), or if a kept ranking is not its seeker's."""
         expected: dict[EntityKey, set[SeekerKey]] = {}
         for seeker, members in self._lists.items():
+            if len({c.counterpart_id for c in members}) != len(members):
+                raise AssertionError(f"the list of {seeker} holds a counterpart twice")
             for candidate in members:
                 for key in _members_of(candidate):
                     expected.setdefault(key, set()).add(seeker)
