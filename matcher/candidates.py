@@ -53,11 +53,11 @@ class Candidate:
     def __getstate__(self) -> tuple[object, ...]:
         """The fields in order, as a frozen dataclass pickles them: books saved by ``bench.engine
         --book-file`` before this class was thawed still load, so two commits compare on one book."""
-        return tuple(getattr(self, f.name) for f in fields(self))
+        return tuple(getattr(self, name) for name in _FIELD_NAMES)
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
-        for f, value in zip(fields(self), state, strict=True):
-            setattr(self, f.name, value)
+        for name, value in zip(_FIELD_NAMES, state, strict=True):
+            setattr(self, name, value)
 
     @property
     def seeker(self) -> SeekerKey:
@@ -77,6 +77,10 @@ class Candidate:
             and self.financier_version == other.financier_version
             and self.score == other.score
         )
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Candidate))
+"""Read once: a saved book holds millions of candidates, and ``fields`` builds its tuple at each call."""
 
 
 def top_k(candidates: list[Candidate], k: int) -> list[Candidate]:
