@@ -153,6 +153,8 @@ class Engine:
             for seeker in seekers[start : start + seekers_per_step]:
                 self.views.replace(seeker, [shard.local_top_k(seeker) for shard in self.shards])
                 self._update_floor(seeker)
+            for shard in self.shards:
+                shard.forget_scored_pairs()
             if start + seekers_per_step < len(seekers):
                 yield start + seekers_per_step
         self.views.finish()
@@ -239,12 +241,8 @@ class Engine:
             )
         owner = next(s for s in self.shards if s.owns_offer(candidate.counterpart_id))
         financier = home.entity("demand", candidate.financier_id) if candidate.financier_id else None
-        explanation = explain_offer(
-            home.entity("demand", candidate.seeker_id),
-            owner.entity("offer", candidate.counterpart_id),
-            financier,
-            self.config,
-        )
+        demand, offer = home.entity("demand", candidate.seeker_id), owner.entity("offer", candidate.counterpart_id)
+        explanation = explain_offer(demand, offer, financier, self.config, owner.fresh_fit(demand, offer))
         if candidate.inferred_field is None:
             return explanation
         return explained_with_inferred_field(explanation, candidate.inferred_field, candidate.field_codes)

@@ -11,7 +11,7 @@ from typing import Any
 from matcher.config import MatchingConfig
 from matcher.entities import Demand, Offer
 from matcher.financing import Collateral, financing_fit
-from matcher.scoring import Components, matched_codes, matched_terms, offer_fit
+from matcher.scoring import Components, OfferFit, matched_codes, matched_terms, offer_fit
 from schemas import MatchFacts, Money
 from schemas.types import MAX_AMOUNT
 
@@ -173,8 +173,12 @@ def _price_reason(
     return f"Asking {shown}, {state} (max {_fmt(budget)})"
 
 
-def explain_offer(demand: Demand, offer: Offer, financier: Demand | None, config: MatchingConfig) -> Explanation:
-    fit = offer_fit(demand, offer, config)
+def explain_offer(
+    demand: Demand, offer: Offer, financier: Demand | None, config: MatchingConfig, fit: OfferFit | None = None
+) -> Explanation:
+    """``fit``: the pair's :func:`~matcher.scoring.offer_fit`, when the caller has it already."""
+    if fit is None:
+        fit = offer_fit(demand, offer, config)
     if fit is None:
         raise ValueError(f"{offer.id} does not fit {demand.id}: nothing to explain")
     zh = demand.language == "zh"

@@ -27,7 +27,7 @@ from matcher.financing import INTENT_FOR, Collateral, Registry, resolve, served
 from matcher.gap_pairs import BridgeHint, GapPairs
 from matcher.index import DocIndex, QueryIndex, territory_words
 from matcher.inference import inference_weight
-from matcher.scoring import LEVEL_SCORES, financier_fits_bridge
+from matcher.scoring import LEVEL_SCORES, OfferFit, financier_fits_bridge
 from matcher.store import FloatArray, IntArray, Interner
 from matcher.text import TextAnalyzer, query_norm, saturate
 from matcher.vector import (
@@ -39,6 +39,7 @@ from matcher.vector import (
     financing_fits_on_few_columns,
     financing_scores,
     fits_on_few_columns,
+    offer_fit_at,
     transaction_score_bounds,
     transaction_scores,
 )
@@ -158,6 +159,9 @@ class Shard:
         # its local top K. A new lender or investor is matched against these instead of recomputing
         # every demand.
         self._gap_pairs = GapPairs()
+        self._scored: dict[tuple[str, str], tuple[PairScores, int, int, int]] = {}
+        """The buyer demands and offers paired since the last event began (:meth:`fresh_fit`): their
+        scores, the row of the pair, and the two versions scored."""
 
     # ---- ownership -------------------------------------------------------------------------------
     def owns_offer(self, offer_id: str) -> bool:
@@ -171,6 +175,7 @@ class Shard:
     def apply(self, entity: Entity, *, withdrawn: bool, percolate: bool = True) -> ShardUpdate:
         """Apply one event's entity. With ``percolate=False`` (rebuilding after recovery, bulk loads)
         the indexes are updated but no candidates are computed."""
+        self.forget_scored_pairs()
         change = self.book.apply(entity, withdrawn=withdrawn)
         update = ShardUpdate(
             change.outcome, closed=list(change.closed), opened=list(change.opened), forgotten=list(change.forgotten)
@@ -547,7 +552,25 @@ class Shard:
                 out.append(candidate)
         return out
 
+    def fresh_fit(self, demand: Demand, offer: Offer) -> OfferFit | None:
+        """The parts of a pair this shard scored since the event began, as its scoring computed them;
+        None if it did not (the caller scores the pair again). Most matches are explained in the event
+        that made them, and scoring a pair again took half the time of an explanation."""
+        scored = self._scored.get((demand.id, offer.id))
+        if scored is None:
+            return None
+        scores, row, demand_version, offer_version = scored
+        if demand_version != demand.version or offer_version != offer.version:
+            return None
+        return offer_fit_at(scores, row, demand, offer, self.config)
+
+    def forget_scored_pairs(self) -> None:
+        """Let go of what :meth:`fresh_fit` reads: each event begins anew, and so does each step of a
+        rebuild, which pairs every seeker without an event."""
+        self._scored.clear()
+
     def _offer_candidate(self, demand: Demand, offer: Offer, scores: PairScores, row: int) -> Candidate | None:
+        self._scored[(demand.id, offer.id)] = (scores, row, demand.version, offer.version)
         score = float(scores.score[row])
         if not scores.gap[row]:
             return self._offer_pair(demand, offer, None, score)

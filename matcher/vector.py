@@ -16,8 +16,8 @@ from typing import Any, cast
 import numpy as np
 
 from matcher.config import MatchingConfig
-from matcher.entities import SECONDS_PER_YEAR
-from matcher.scoring import TOPICAL_FIELD, TOPICAL_TEXT
+from matcher.entities import SECONDS_PER_YEAR, Demand, Offer, decay
+from matcher.scoring import TOPICAL_FIELD, TOPICAL_TEXT, Components, OfferFit, region_score
 from matcher.store import FloatArray
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "financing_fits_on_few_columns",
     "financing_scores",
     "fits_on_few_columns",
+    "offer_fit_at",
     "round_scores",
     "transaction_score_bounds",
     "transaction_scores",
@@ -49,6 +50,29 @@ class PairScores:
     gap: BoolArray
     """The price is over budget (beyond the tolerance) and within the bridge stretch."""
     gap_cny: FloatArray
+    text: FloatArray
+    """The text part of each pair that passes the filters (0 for the others); so are ``field`` and
+    ``price``: what an explanation of the pair reads (:func:`offer_fit_at`)."""
+    field: FloatArray
+    price: FloatArray
+
+
+def offer_fit_at(scores: PairScores, row: int, d: Demand, o: Offer, config: MatchingConfig) -> OfferFit:
+    """:func:`matcher.scoring.offer_fit` of a pair that :func:`transaction_scores` passed, at ``row``,
+    from the parts it computed rather than by scoring the pair again, which took half the time of an
+    explanation (bench/JOURNAL.md). Region and freshness are cheap, and computed as the scalar
+    definition does. The text part may differ from the scalar one in its last bits (the shared terms
+    are summed in another order), as the scores of the two paths may: an explanation shows six
+    decimals, and ``tests/test_engine.py`` holds the two explanations equal."""
+    parts = Components(
+        field=float(scores.field[row]) if d.codes else None,
+        text=float(scores.text[row]),
+        price=float(scores.price[row]) if d.has_budget else None,
+        strength=o.strength,
+        region=region_score(d.region, o.region),
+        freshness=decay((d.ts - o.ts) / 86400.0, config.freshness_half_life_days),
+    )
+    return OfferFit(parts, float(scores.gap_cny[row]) if scores.gap[row] else None)
 
 
 def _text(text_raw: FloatArray, qnorm: Any) -> FloatArray:
@@ -152,7 +176,17 @@ def transaction_scores(
     full_gap_cny[rows] = np.where(gap, price - np.nan_to_num(bmax), 0.0)
     full_ok = np.zeros(n, dtype=bool)
     full_ok[rows] = True
-    return PairScores(ok=full_ok, score=full_score, gap=full_gap, gap_cny=full_gap_cny)
+    full_text, full_field, full_price = np.zeros(n), np.zeros(n), np.zeros(n)
+    full_text[rows], full_field[rows], full_price[rows] = text, field, price_score
+    return PairScores(
+        ok=full_ok,
+        score=full_score,
+        gap=full_gap,
+        gap_cny=full_gap_cny,
+        text=full_text,
+        field=full_field,
+        price=full_price,
+    )
 
 
 def fits_on_few_columns(d: Side, o: Side, *, text_raw: FloatArray, field: FloatArray, config: MatchingConfig) -> Any:
@@ -307,4 +341,12 @@ def financing_scores(
         freshness=_freshness(r["ts"] - f["ts"], config),
     )
     false = np.zeros_like(np.asarray(score), dtype=bool)
-    return PairScores(ok=np.asarray(ok), score=np.asarray(score), gap=false, gap_cny=np.zeros_like(score))
+    return PairScores(
+        ok=np.asarray(ok),
+        score=np.asarray(score),
+        gap=false,
+        gap_cny=np.zeros_like(score),
+        text=np.asarray(text),
+        field=np.asarray(field),
+        price=np.asarray(np.nan_to_num(price)),
+    )

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from matcher import Engine, MatchingConfig, Notice, Weights, scoring
 from matcher.engine import entity_from_event
+from matcher.explain import explain_offer, explained_with_inferred_field
 from matcher.index import _summed
 from matcher.market import Market, to_event
 from matcher.scoring import TOPICAL_TEXT, field_score, text_score
@@ -492,6 +493,28 @@ def test_a_chinese_text_only_demand_finds_the_right_offer_among_others() -> None
         demand(ipc=[], description="需要低功耗气体传感器技术，用于空气净化器"),
     )
     assert {p[2] for p in pairs(engine)} == {"sensor"}
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_an_explanation_read_from_the_triggers_scores_is_the_one_scoring_the_pair_again_gives(shards: int) -> None:
+    """A match an event makes is explained from the parts its scoring computed (``Shard.fresh_fit``);
+    any other, by scoring the pair again. Both must say the same, to the last digit shown."""
+    engine = Engine(MatchingConfig(), shards=shards)
+    read_from_scores = 0
+    for event in [to_event(d) for d in Market(11).lifecycle(700, updates=0.2, withdrawals=0.1)]:
+        for notice in engine.apply(event).notices:
+            c = notice.candidate
+            if notice.type != "match" or c.kind == "financing":
+                continue
+            home, owner = engine.shards[0], next(s for s in engine.shards if s.owns_offer(c.counterpart_id))
+            buyer, listing = home.entity("demand", c.seeker_id), owner.entity("offer", c.counterpart_id)
+            financier = home.entity("demand", c.financier_id) if c.financier_id else None
+            read_from_scores += owner.fresh_fit(buyer, listing) is not None
+            expected = explain_offer(buyer, listing, financier, engine.config)
+            if c.inferred_field is not None:
+                expected = explained_with_inferred_field(expected, c.inferred_field, c.field_codes)
+            assert notice.explanation == expected
+    assert read_from_scores > 200
 
 
 def test_repeated_and_stale_events_change_nothing() -> None:
