@@ -163,6 +163,15 @@ class Shard:
         """The buyer demands and offers paired since the last event began (:meth:`fresh_fit`): their
         scores, the row of the pair, and the two versions scored."""
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the pairs of the last event (:meth:`fresh_fit`), which a saved book does not
+        need; so books saved by ``bench.engine --book-file`` before shards kept them still load."""
+        return {name: value for name, value in self.__dict__.items() if name != "_scored"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._scored = {}
+
     # ---- ownership -------------------------------------------------------------------------------
     def owns_offer(self, offer_id: str) -> bool:
         return zlib.crc32(offer_id.encode()) % self.count == self.index

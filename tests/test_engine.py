@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import pickle
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -515,6 +516,19 @@ def test_an_explanation_read_from_the_triggers_scores_is_the_one_scoring_the_pai
                 expected = explained_with_inferred_field(expected, c.inferred_field, c.field_codes)
             assert notice.explanation == expected
     assert read_from_scores > 200
+
+
+def test_an_engine_read_back_from_a_pickle_matches_as_the_one_saved() -> None:
+    """``bench.engine --book-file`` saves a built engine and times triggers on it read back. What a shard
+    keeps of the last event's scoring is not saved, and is not needed."""
+    events = [to_event(d) for d in Market(5).lifecycle(400)]
+    engine = Engine()
+    for event in events[:300]:
+        engine.apply(event)
+    copy = pickle.loads(pickle.dumps(engine))
+    assert not copy.shards[0]._scored and engine.shards[0]._scored
+    for event in events[300:]:
+        assert copy.apply(event).notices == engine.apply(event).notices
 
 
 def test_repeated_and_stale_events_change_nothing() -> None:
