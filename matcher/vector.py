@@ -50,11 +50,12 @@ class PairScores:
     gap: BoolArray
     """The price is over budget (beyond the tolerance) and within the bridge stretch."""
     gap_cny: FloatArray
-    text: FloatArray
-    """The text part of each pair that passes the filters (0 for the others); so are ``field`` and
-    ``price``: what an explanation of the pair reads (:func:`offer_fit_at`)."""
-    field: FloatArray
-    price: FloatArray
+    text: FloatArray | None = None
+    """Of a buyer demand and an offer (:func:`transaction_scores`): the text part of each pair that
+    passes the filters, 0 for the others; so are ``field`` and ``price``. What an explanation of the
+    pair reads (:func:`offer_fit_at`). None of financing pairs, whose explanations do not read them."""
+    field: FloatArray | None = None
+    price: FloatArray | None = None
 
 
 def offer_fit_at(scores: PairScores, row: int, d: Demand, o: Offer, config: MatchingConfig) -> OfferFit:
@@ -64,6 +65,7 @@ def offer_fit_at(scores: PairScores, row: int, d: Demand, o: Offer, config: Matc
     definition does. The text part may differ from the scalar one in its last bits (the shared terms
     are summed in another order), as the scores of the two paths may: an explanation shows six
     decimals, and ``tests/test_engine.py`` holds the two explanations equal."""
+    assert scores.text is not None and scores.field is not None and scores.price is not None
     parts = Components(
         field=float(scores.field[row]) if d.codes else None,
         text=float(scores.text[row]),
@@ -341,12 +343,4 @@ def financing_scores(
         freshness=_freshness(r["ts"] - f["ts"], config),
     )
     false = np.zeros_like(np.asarray(score), dtype=bool)
-    return PairScores(
-        ok=np.asarray(ok),
-        score=np.asarray(score),
-        gap=false,
-        gap_cny=np.zeros_like(score),
-        text=np.asarray(text),
-        field=np.asarray(field),
-        price=np.asarray(np.nan_to_num(price)),
-    )
+    return PairScores(ok=np.asarray(ok), score=np.asarray(score), gap=false, gap_cny=np.zeros_like(score))
