@@ -1,7 +1,8 @@
 """What a match *means*, one pair at a time: the hard filters and the score components of DESIGN.md.
 
 These scalar functions are the definition. The engine computes the same numbers vectorised over many
-candidates at once (``matcher/shard.py``); the brute-force oracle and the explanations use these.
+candidates at once (``matcher/shard.py``); the brute-force oracle uses these, and so do explanations
+of pairs the event being applied did not score (those it did read the parts its scoring computed).
 
 Choices where DESIGN.md is silent, made once here:
 - *field*: a demand code that contains the patent's code (``H01M`` ⊇ ``H01M 10/0525``) scores 1.0 — the
