@@ -39,6 +39,7 @@ __all__ = [
     "field_score",
     "financier_fits_bridge",
     "financier_rank",
+    "offer_components",
     "offer_fit",
     "region_score",
     "round_score",
@@ -222,7 +223,15 @@ def offer_fit(d: Demand, o: Offer, config: MatchingConfig) -> OfferFit | None:
             gap = o.price_cny - d.budget_max_cny
         else:
             return None
-    parts = Components(
+    return OfferFit(offer_components(d, o, field=field, text=text, price=price, config=config), gap)
+
+
+def offer_components(
+    d: Demand, o: Offer, *, field: float | None, text: float, price: float | None, config: MatchingConfig
+) -> Components:
+    """The components of a pair, given the parts that need scoring: strength, region and freshness
+    follow from the two sides (for :func:`offer_fit`, and for the parts the vectorised path computed)."""
+    return Components(
         field=field,
         text=text,
         price=price,
@@ -230,7 +239,6 @@ def offer_fit(d: Demand, o: Offer, config: MatchingConfig) -> OfferFit | None:
         region=region_score(d.region, o.region),
         freshness=decay((d.ts - o.ts) / 86400.0, config.freshness_half_life_days),
     )
-    return OfferFit(parts, gap)
 
 
 def financier_fits_bridge(f: Demand, buyer: Demand, o: Offer, gap_cny: float) -> bool:

@@ -159,9 +159,10 @@ class Shard:
         # its local top K. A new lender or investor is matched against these instead of recomputing
         # every demand.
         self._gap_pairs = GapPairs()
-        self._scored: dict[tuple[str, str], tuple[PairScores, int, int, int]] = {}
+        self._scored: dict[tuple[str, str], tuple[PairScores, int]] = {}
         """The buyer demands and offers paired since the last event began (:meth:`fresh_fit`): their
-        scores, the row of the pair, and the two versions scored."""
+        scores and the row of the pair. Kept no longer than the event (:meth:`apply` forgets them), in
+        which neither side changes: they are scores of the versions in the book."""
 
     def __getstate__(self) -> dict[str, Any]:
         """Everything but the pairs of the last event (:meth:`fresh_fit`), which a saved book does not
@@ -566,12 +567,7 @@ class Shard:
         None if it did not (the caller scores the pair again). Most matches are explained in the event
         that made them, and scoring a pair again took half the time of an explanation."""
         scored = self._scored.get((demand.id, offer.id))
-        if scored is None:
-            return None
-        scores, row, demand_version, offer_version = scored
-        if demand_version != demand.version or offer_version != offer.version:
-            return None
-        return offer_fit_at(scores, row, demand, offer, self.config)
+        return None if scored is None else offer_fit_at(*scored, demand, offer, self.config)
 
     def forget_scored_pairs(self) -> None:
         """Let go of what :meth:`fresh_fit` reads: each event begins anew, and so does each step of a
@@ -579,7 +575,7 @@ class Shard:
         self._scored.clear()
 
     def _offer_candidate(self, demand: Demand, offer: Offer, scores: PairScores, row: int) -> Candidate | None:
-        self._scored[(demand.id, offer.id)] = (scores, row, demand.version, offer.version)
+        self._scored[(demand.id, offer.id)] = (scores, row)
         score = float(scores.score[row])
         if not scores.gap[row]:
             return self._offer_pair(demand, offer, None, score)

@@ -16,8 +16,8 @@ from typing import Any, cast
 import numpy as np
 
 from matcher.config import MatchingConfig
-from matcher.entities import SECONDS_PER_YEAR, Demand, Offer, decay
-from matcher.scoring import TOPICAL_FIELD, TOPICAL_TEXT, Components, OfferFit, region_score
+from matcher.entities import SECONDS_PER_YEAR, Demand, Offer
+from matcher.scoring import TOPICAL_FIELD, TOPICAL_TEXT, OfferFit, offer_components
 from matcher.store import FloatArray
 
 __all__ = [
@@ -61,18 +61,18 @@ class PairScores:
 def offer_fit_at(scores: PairScores, row: int, d: Demand, o: Offer, config: MatchingConfig) -> OfferFit:
     """:func:`matcher.scoring.offer_fit` of a pair that :func:`transaction_scores` passed, at ``row``,
     from the parts it computed rather than by scoring the pair again, which took half the time of an
-    explanation (bench/JOURNAL.md). Region and freshness are cheap, and computed as the scalar
-    definition does. The text part may differ from the scalar one in its last bits (the shared terms
+    explanation (bench/JOURNAL.md). Strength, region and freshness are cheap, and computed as the
+    scalar definition does. The text part may differ from the scalar one in its last bits (the shared terms
     are summed in another order), as the scores of the two paths may: an explanation shows six
     decimals, and ``tests/test_engine.py`` holds the two explanations equal."""
     assert scores.text is not None and scores.field is not None and scores.price is not None
-    parts = Components(
+    parts = offer_components(
+        d,
+        o,
         field=float(scores.field[row]) if d.codes else None,
         text=float(scores.text[row]),
         price=float(scores.price[row]) if d.has_budget else None,
-        strength=o.strength,
-        region=region_score(d.region, o.region),
-        freshness=decay((d.ts - o.ts) / 86400.0, config.freshness_half_life_days),
+        config=config,
     )
     return OfferFit(parts, float(scores.gap_cny[row]) if scores.gap[row] else None)
 
