@@ -2,6 +2,7 @@
 of a bare aiokafka consume → parse → produce on the same broker, and event-to-match latency.
 
     python -m bench.e2e [--size 100000] [--latency-events 3000] [--workers 1] [--shards 2]
+                        [--worker-setting producer_linger_s=0 ...]
 
 1. ``size`` generated listings are published to the input topics first (the backlog).
 2. Passthrough: a raw aiokafka consumer reads the backlog, parses each record with orjson and produces
@@ -30,6 +31,10 @@ of a bare aiokafka consume → parse → produce on the same broker, and event-t
 5. Recovery: every worker is stopped (SIGTERM) and as many started again on the same book: the seconds
    until all are ready again (tables recovered, shards rebuilt), and the longest a new worker left
    ``/health`` unanswered once it had answered (its event loop held by one long computation).
+
+``--worker-setting KEY=VALUE`` (repeatable) runs the workers with a setting of
+:class:`streams.settings.Settings` other than its default (a deployment hands its workers none of the
+caller's ``PATENTMATCH_*`` variables); the JSON then says which (``worker_settings``).
 
 Prints one JSON object. Starts its own local broker unless ``PATENTMATCH_KAFKA_BOOTSTRAP`` is set.
 """
@@ -192,14 +197,38 @@ def latency_split(
     }
 
 
+def worker_env(pairs: list[str]) -> dict[str, str]:
+    """``["producer_linger_s=0"]`` → ``{"PATENTMATCH_PRODUCER_LINGER_S": "0"}``, each checked against
+    :class:`Settings` (a name it does not have, or a value it refuses, raises ``ValueError``)."""
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in Settings.model_fields:
+            raise ValueError(
+                f"--worker-setting wants NAME=VALUE with a name of streams.settings.Settings, not {pair!r}"
+            )
+        Settings.model_validate({key: value.strip()})
+        env[f"PATENTMATCH_{key.upper()}"] = value.strip()
+    return env
+
+
 async def measure(
-    bootstrap: str, size: int, latency_events: int, workers: int, shards: int | None = None
+    bootstrap: str,
+    size: int,
+    latency_events: int,
+    workers: int,
+    shards: int | None = None,
+    worker_settings: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """``shards``: the shard count, by default the worker count and at least the settings' default."""
+    """``shards``: the shard count, by default the worker count and at least the settings' default.
+    ``worker_settings``: environment variables for the workers (:func:`worker_env`)."""
     market = Market(100)
     backlog = market.listings(size, expiring=0.0)
     later = market.lifecycle(latency_events)
-    deployment = Deployment(bootstrap, shards=shards or max(workers, Deployment.shards))
+    deployment = Deployment(
+        bootstrap, shards=shards or max(workers, Deployment.shards), extra_env=dict(worker_settings or {})
+    )
     settings: Settings = deployment.settings
     topics = settings.topics
     await ensure_topics(bootstrap, public_topics(settings))
@@ -241,6 +270,7 @@ async def measure(
         "size": size,
         "workers": workers,
         "shards": settings.shards,
+        **({"worker_settings": worker_settings} if worker_settings else {}),
         "service_events_per_s": round(service_rate, 1),
         "passthrough_events_per_s": round(ceiling, 1),
         "ratio": round(service_rate / ceiling, 4),
@@ -323,12 +353,23 @@ def main() -> None:
     parser.add_argument(
         "--shards", type=int, help="partitions of the shard log (default: the worker count, and at least 2)"
     )
+    parser.add_argument(
+        "--worker-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of streams.settings.Settings for the workers (repeatable), e.g. producer_linger_s=0",
+    )
     args = parser.parse_args()
     if args.shards is not None and args.shards < 1:
         parser.error("--shards must be at least 1")
+    try:
+        env = worker_env(args.worker_setting)
+    except ValueError as error:
+        parser.error(str(error))
     with contextlib.ExitStack() as stack:
         result = asyncio.run(
-            measure(broker_bootstrap(stack), args.size, args.latency_events, args.workers, args.shards)
+            measure(broker_bootstrap(stack), args.size, args.latency_events, args.workers, args.shards, env)
         )
     print(orjson.dumps(result).decode())
 
