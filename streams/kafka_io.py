@@ -174,7 +174,9 @@ async def send_batched(
     measured a consume → produce loop at 40k records/s sending to a given partition, and at 102k/s with
     ``send_batch``. A worker announces ~20 match events per input event. A batch waits for the previous
     one of its partition to leave the producer (aiokafka's ``add_batch``), so a partition's records keep
-    their order."""
+    their order. Each batch is closed before it is queued: it holds all it will hold, and aiokafka
+    sends a closed batch at once, where an open one waits out the producer's linger for records that
+    will not come (``producer_linger_s``, which the worker's other sends keep)."""
     by_partition: dict[int, list[tuple[bytes | None, bytes]]] = {}
     for partition, key, value in records:
         by_partition.setdefault(partition, []).append((key, value))
@@ -187,6 +189,7 @@ async def send_batched(
                 batch = producer.create_batch()
                 if batch.append(timestamp=None, key=key, value=value) is None:
                     raise ValueError(f"a record of {len(value)} bytes does not fit in an empty batch")
+        batch.close()
         deliveries.append(await producer.send_batch(batch, topic, partition=partition))
     return deliveries
 

@@ -103,3 +103,24 @@ async def test_batched_sends_keep_each_partitions_order_across_full_batches(
     for partition in range(3):
         got = [(r.key, orjson.loads(r.value or b"")["n"]) for r in received if r.partition == partition]
         assert got == [(f"k{n}".encode(), n) for n in range(300) if n % 3 == partition]
+
+
+async def test_batched_sends_leave_without_waiting_out_the_producers_linger(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """A batch of :func:`send_batched` holds all it will hold: it is sent at once, not after the
+    producer's linger (the worker's other sends keep theirs)."""
+    topic = f"{topic_prefix}.unlingered"
+    await create_topics(kafka_bootstrap, [topic], partitions=2)
+    linger_s = 5.0
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=int(linger_s * 1000))
+    await producer.start()
+    try:
+        await send_batched(producer, topic, [(0, b"warm", b"{}")])  # metadata fetched, connection open
+        began = time.monotonic()
+        deliveries = await send_batched(producer, topic, [(n % 2, b"k", b"{}") for n in range(10)])
+        await asyncio.wait_for(asyncio.gather(*deliveries), timeout=linger_s / 2)
+        delivered_s = time.monotonic() - began
+    finally:
+        await producer.stop()
+    assert delivered_s < linger_s / 2
