@@ -202,14 +202,13 @@ def worker_env(pairs: list[str]) -> dict[str, str]:
     :class:`Settings` (a name it does not have, or a value it refuses, raises ``ValueError``)."""
     env: dict[str, str] = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
+        key, sep, value = (part.strip() for part in pair.partition("="))
         if not sep or key not in Settings.model_fields:
             raise ValueError(
                 f"--worker-setting wants NAME=VALUE with a name of streams.settings.Settings, not {pair!r}"
             )
-        Settings.model_validate({key: value.strip()})
-        env[f"PATENTMATCH_{key.upper()}"] = value.strip()
+        Settings.model_validate({key: value})
+        env[f"PATENTMATCH_{key.upper()}"] = value
     return env
 
 
@@ -227,7 +226,7 @@ async def measure(
     backlog = market.listings(size, expiring=0.0)
     later = market.lifecycle(latency_events)
     deployment = Deployment(
-        bootstrap, shards=shards or max(workers, Deployment.shards), extra_env=dict(worker_settings or {})
+        bootstrap, shards=shards or max(workers, Deployment.shards), extra_env=worker_settings or {}
     )
     settings: Settings = deployment.settings
     topics = settings.topics
