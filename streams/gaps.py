@@ -21,6 +21,16 @@ offset is 0 or none, so those records were lost for good, with no later record f
 notice: measured here as a SIGKILL restart (one shard) that never read 346 of 443 records of a
 partition the killed worker had not committed yet, and missed 1,897 open matches.
 :class:`SeekingConsumer` seeks those partitions to their start.
+
+The same dropping can cost a table its recovery. A fetch may still be waiting when a rebalance
+begins, and faust's live set of active partitions goes empty while it waits, so it returns the
+records of every partition. If it returns after the recovery has sought a changelog back to its
+start but before faust resumes its flow, faust drops the changelog's records too (its flow is not
+active), and nothing seeks that changelog again: the recovery then waits for ever for records it
+will never be handed. Measured here on a worker that a second one joined while it was busy (the
+changelog read to its end by that fetch, the recovery stuck with "No event received", the open
+matches never complete: CI, 5 December). :class:`GivingBackConsumerThread` seeks every partition
+of such a fetch back to its first record, so the next fetch returns the records again.
 """
 
 from __future__ import annotations
@@ -29,13 +39,14 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import aiokafka
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
 from streams.kafka_io import Record, committed_offset, read_range
 from streams.settings import KafkaSecurity
 
-__all__ = ["GapGuard", "SeekingConsumer", "seek_uncommitted_partitions_too"]
+__all__ = ["GapGuard", "GivingBackConsumerThread", "SeekingConsumer", "seek_uncommitted_partitions_too"]
 
 log = logging.getLogger("patentmatch.gaps")
 
@@ -68,10 +79,40 @@ class GapGuard:
         return gap
 
 
+class GivingBackConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):  # type: ignore[misc]
+    """faust's aiokafka consumer thread, which gives back the records of a fetch that returns while
+    faust's flow is stopped: faust would drop them, so each of their partitions is sought back to its
+    first record. The check and the seek are in the thread that fetches, in the same step as the
+    fetch's return, so a seek made since (by a recovery) is the one the records came from."""
+
+    async def _fetch_records(
+        self,
+        consumer: aiokafka.AIOKafkaConsumer,
+        active_partitions: set[Any],
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> dict[Any, list[Any]]:
+        records: dict[Any, list[Any]] = await super()._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
+        if records and not self.consumer.flow_active:
+            assigned = consumer.assignment()
+            for tp, batch in records.items():
+                if tp in assigned:
+                    consumer.seek(tp, batch[0].offset)
+            log.info("records fetched while the flow was stopped, given back", extra={"partitions": len(records)})
+            return {}
+        return records
+
+
 class SeekingConsumer(aiokafka_driver.Consumer):  # type: ignore[misc]  # faust's classes are untyped
     """faust's consumer, whose seek to the committed offsets also seeks the stream partitions that
     have none (or 0) to their start, as ``auto_offset_reset="earliest"`` means. Changelogs are left
-    alone: the recovery seeks them itself, and the group commits no offset for them."""
+    alone: the recovery seeks them itself, and the group commits no offset for them. Its thread is a
+    :class:`GivingBackConsumerThread`."""
+
+    def _new_consumer_thread(self) -> GivingBackConsumerThread:
+        return GivingBackConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def seek_to_committed(self) -> Mapping[Any, int | None]:
         committed: Mapping[Any, int | None] = await super().seek_to_committed()
@@ -86,5 +127,6 @@ class _SeekingTransport(aiokafka_driver.Transport):  # type: ignore[misc]
 
 
 def seek_uncommitted_partitions_too(app: faust.App) -> None:
-    """Give ``app`` the :class:`SeekingConsumer` (before it starts: the transport makes the consumer)."""
+    """Give ``app`` the :class:`SeekingConsumer` and its :class:`GivingBackConsumerThread` (before it
+    starts: the transport makes the consumer)."""
     app.transport = _SeekingTransport(app.conf.broker_consumer, app)

@@ -4,11 +4,14 @@ and shard-log records the group committed but the book never took are replayed w
 
 from __future__ import annotations
 
+import asyncio
+
+import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from matcher.market import Market
-from streams.gaps import GapGuard
+from streams.gaps import GapGuard, GivingBackConsumerThread, seek_uncommitted_partitions_too
 from streams.harness import (
     market_events,
     market_records,
@@ -108,3 +111,39 @@ async def test_shard_log_records_committed_but_never_applied_are_replayed_when_t
         await scrape_metrics(worker), "patentmatch_records_read_back_total", topic=topic, why="unapplied"
     )
     assert replayed == len(log) * settings.shards
+
+
+async def test_a_fetch_that_returns_while_the_flow_is_stopped_gives_its_records_back(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """A fetch still waiting when faust stops its flow (a rebalance) returns records faust will drop.
+    The worker's consumer thread seeks their partition back to the first of them, so the next fetch
+    returns them again: without it a table's recovery lost its changelog this way and waited for ever."""
+    topic = f"{topic_prefix}.changelog"
+    await create_topics(kafka_bootstrap, [topic], partitions=1)
+    app = faust.App(f"{topic_prefix}-app", broker=f"kafka://{kafka_bootstrap}")
+    seek_uncommitted_partitions_too(app)
+    flow = app.consumer
+    thread = flow._thread
+    assert isinstance(thread, GivingBackConsumerThread)
+    tp = TopicPartition(topic, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        waiting = asyncio.create_task(thread._fetch_records(consumer, {tp}, timeout=20.0))
+        await asyncio.sleep(0.5)
+        assert not waiting.done(), "the topic is empty: the fetch waits"
+        flow.stop_flow()
+        await publish_records(kafka_bootstrap, [Record(topic, b"k", f"v{i}".encode(), 0) for i in range(5)])
+        assert await waiting == {}
+        assert await consumer.position(tp) == 0
+
+        flow.resume_flow()
+        again = await thread._fetch_records(consumer, {tp}, timeout=20.0)
+        assert [(r.offset, r.value) for r in again[tp]] == [(i, f"v{i}".encode()) for i in range(5)]
+        assert await consumer.position(tp) == 5
+    finally:
+        await consumer.stop()
+        thread.thread_loop.close()  # made by the thread, never started here

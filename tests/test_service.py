@@ -205,3 +205,20 @@ async def test_two_workers_give_the_same_open_matches_as_the_oracle(deployment: 
     documents = Market(31).lifecycle(1500, expiring=0.1)
     await publish(deployment, await market_records(deployment, documents))
     await settle_on_oracle(deployment, market_events(documents), timeout_s=240)
+
+
+async def test_a_worker_joining_while_another_is_busy_gives_the_same_open_matches_as_the_oracle(
+    deployment: Deployment,
+) -> None:
+    """The first worker is matching a backlog, and writing the book's changelog, when the second joins:
+    it recovers the book again from the changelog at the rebalance. A fetch of its that was waiting
+    when the rebalance began once drained that changelog while faust's flow was stopped, and the
+    recovery waited for ever (``streams.gaps.GivingBackConsumerThread``; CI, 5 December)."""
+    deployment.shards = 1
+    await prepare(deployment)
+    deployment.start_worker()
+    documents = Market(31).lifecycle(1500, expiring=0.1)
+    await publish(deployment, await market_records(deployment, documents))
+    await asyncio.sleep(1.0)
+    deployment.start_worker()
+    await settle_on_oracle(deployment, market_events(documents), timeout_s=240)
