@@ -123,7 +123,7 @@ async def health_until_ready(worker: WorkerProcess, *, timeout_s: float) -> tupl
             if (await readiness(worker))[0] == 200:
                 return now - began, silence
         await asyncio.sleep(0.2)
-    raise TimeoutError(f"not ready within {timeout_s}s:\n{worker.log_tail()}")
+    raise TimeoutError(f"not ready within {timeout_s}s:\n{worker.wait_report()}")
 
 
 def records_of(dep: Deployment, events: Iterable[InputEvent]) -> list[tuple[str, bytes, bytes]]:
@@ -184,7 +184,7 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float, 
             tails = "\n---\n".join(w.death_report() for w in dep.workers if w.died)
             raise AssertionError(f"a worker died; its log:\n{tails}")
         await asyncio.sleep(0.5)
-    tails = "\n---\n".join(w.log_tail() for w in dep.workers)
+    tails = "\n---\n".join(w.wait_report() for w in dep.workers)
     progress = "\n".join([await progress_of(w) for w in dep.workers if not w.stopped])
     raise AssertionError(f"not reached within {timeout_s}s; live workers:\n{progress}\nworker logs:\n{tails}")
 

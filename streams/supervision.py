@@ -4,6 +4,7 @@ which need to stop them with SIGTERM or SIGKILL like an operator (or a crash) wo
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -47,6 +48,26 @@ class WorkerProcess:
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
 
+    def wait_report(self, chars: int = 8000) -> str:
+        """Where a live worker got to: its log with every record that repeats an earlier one (digits
+        aside) left out, then the log's tail. A worker that waits logs the same warnings every few
+        seconds, and the tail alone shows only those (CI, 5 December: 4 KB of one recovery warning,
+        and not a word of the rebalance that led to it)."""
+        text = self.log_path.read_text(errors="replace")
+        seen: set[str] = set()
+        story: list[str] = []
+        lines = text.splitlines()
+        for line in lines:
+            template = _DIGITS.sub("#", line)
+            if template not in seen:
+                seen.add(template)
+                story.append(line)
+        told = "\n".join(story)[-chars // 2 :]
+        return (
+            f"its log, {len(lines) - len(story)} records that repeat an earlier one left out:\n{told}\n"
+            f"the end of its log:\n{text[-chars // 2 :]}"
+        )
+
     def death_report(self, chars: int = 8000) -> str:
         """Why the worker ended: its exit code, its log's errors (records at ERROR or above, and whatever
         it wrote that is not a log record, such as a traceback), then the log's tail. The tail alone
@@ -58,6 +79,9 @@ class WorkerProcess:
             f"errors in its log:\n{errors[: chars // 2] or '(none)'}\n"
             f"the end of its log:\n{text[-chars // 2 :]}"
         )
+
+
+_DIGITS = re.compile(r"\d+")
 
 
 def _is_error_line(line: str) -> bool:

@@ -105,3 +105,31 @@ def test_a_dead_workers_report_leads_with_the_exception_its_shutdown_buried(tmp_
     assert "the cause of the crash" in report and "raised again on the way out" in report
     assert "Agent 499]: Stopping" in report, "and the end of the log follows"
     assert "Agent 10]: Stopping" not in report.split("the end of its log:")[0], "INFO records are not errors"
+
+
+WAITING_WORKER = """
+import logging, logging.config
+from streams.worker import json_logging_config
+logging.config.dictConfig(json_logging_config())
+recovery = logging.getLogger("faust.tables.recovery")
+recovery.info("generation id 2 app consumers id 2")
+recovery.info("Restoring state from changelog topics...")
+for i in range(300):
+    recovery.warning("No event received for active tp since recovery start (started %d.%d minutes ago)", i // 60, i)
+    recovery.warning("Recovery has not flushed buffers in the last 120.0 seconds (last flush was %d s ago)", i)
+"""
+
+
+def test_a_waiting_workers_report_keeps_the_story_its_repeated_warnings_would_push_out(tmp_path: Path) -> None:
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen([sys.executable, "-c", WAITING_WORKER], stdout=log_file, stderr=subprocess.STDOUT)
+    process.wait(timeout=60)
+    worker = WorkerProcess(process, log_path, web_port=0)
+    assert "Restoring state" not in worker.log_tail(), "the tail alone is the repeated warnings"
+    report = worker.wait_report()
+    assert "598 records that repeat an earlier one left out" in report
+    story = report.split("the end of its log:")[0]
+    assert "generation id 2" in story and "Restoring state from changelog topics" in story
+    assert story.count("No event received") == 1
+    assert "started 4.299 minutes ago" in report.split("the end of its log:")[1], "and the end of the log follows"
