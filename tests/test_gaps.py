@@ -1,6 +1,7 @@
 """Records faust would skip, on the real broker: the gap guard reads them back from the log, in order,
 and nothing when there is no gap; a restarted worker reads the partitions its group never committed;
-and shard-log records the group committed but the book never took are replayed when a shard is built."""
+shard-log records the group committed but the book never took are replayed when a shard is built; and
+a fetch that returns while faust's flow is stopped gives its records back."""
 
 from __future__ import annotations
 
