@@ -30,7 +30,9 @@ active), and nothing seeks that changelog again: the recovery then waits for eve
 will never be handed. Measured here on a worker that a second one joined while it was busy (the
 changelog read to its end by that fetch, the recovery stuck with "No event received", the open
 matches never complete: CI, 5 December). :class:`GivingBackConsumerThread` seeks every partition
-of such a fetch back to its first record, so the next fetch returns the records again.
+of such a fetch back to its first record, so the next fetch returns the records again. It also
+keeps faust's livelock check from reading the position of a partition whose offset is being reset
+(aiokafka asserts it is set, and the assertion crashed a worker).
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ class GivingBackConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):  # type:
     """faust's aiokafka consumer thread, which gives back the records of a fetch that returns while
     faust's flow is stopped: faust would drop them, so each of their partitions is sought back to its
     first record. The check and the seek are in the thread that fetches, in the same step as the
-    fetch's return, so a seek made since (by a recovery) is the one the records came from."""
+    fetch's return, so a seek made since (by a recovery) is the one the records came from. Its
+    livelock check also leaves alone a partition whose offset is being reset."""
 
     async def _fetch_records(
         self,
@@ -103,6 +106,17 @@ class GivingBackConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):  # type:
             log.info("records fetched while the flow was stopped, given back", extra={"partitions": len(records)})
             return {}
         return records
+
+    def verify_event_path(self, now: float, tp: Any) -> None:
+        """faust's livelock check reads the partition's position, which aiokafka asserts is set; a
+        partition sought to its start (at an assignment, or by a recovery) has none until its offset
+        is fetched, and the assertion crashed the worker. Such a partition is checked once it has one."""
+        subscription = self._ensure_consumer()._fetcher._subscriptions.subscription
+        assignment = subscription.assignment if subscription is not None else None
+        state = assignment.state_value(aiokafka.TopicPartition(tp.topic, tp.partition)) if assignment else None
+        if state is not None and not state.has_valid_position:
+            return
+        super().verify_event_path(now, tp)
 
 
 class SeekingConsumer(aiokafka_driver.Consumer):  # type: ignore[misc]  # faust's classes are untyped
