@@ -56,3 +56,20 @@ def test_a_trigger_whose_notices_differ_is_reported() -> None:
     assert compare([rounds("a")] * 2, [rounds("a")] * 2)["same_notices"] is True
     differing = compare([rounds("a")] * 2, [rounds("a"), rounds("b")])
     assert differing["same_notices"] is False and differing["first_difference"] == {"pass": 1, "round": 2}
+
+
+def test_the_tail_ratio_compares_each_slowest_trigger_with_itself() -> None:
+    """Of 40 offers, the two slowest (5%) are 10 times heavier; the head halves those two alone. The sum
+    hardly moves, the tail ratio halves. A trigger the base alone ran slowly is not picked for it."""
+
+    def rounds(offer_ms: list[float]) -> list[list[list[object]]]:
+        return [[[ms / 1000, 1, "a"]] + [[0.001, 1, "a"]] * 3 for ms in offer_ms]
+
+    base = [1.0] * 38 + [10.0, 10.0]
+    head = [1.0] * 38 + [5.0, 5.0]
+    figures = compare([rounds(base)], [rounds(head)])["offer"]
+    assert figures["tail_ratio"] == 0.5 and figures["sum_ratio"] == round(48 / 58, 3)
+
+    noisy_base = [1.0] * 37 + [12.0, 10.0, 10.0]  # one light trigger the base side ran slowly
+    noisy = compare([rounds(noisy_base)], [rounds([1.0] * 37 + [1.0, 5.0, 5.0])])["offer"]
+    assert noisy["tail_ratio"] == 0.5
