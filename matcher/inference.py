@@ -117,22 +117,26 @@ def _best(entries: list[_Entry], config: MatchingConfig) -> list[Candidate]:
 _TENTHS = tuple(round(score * 10) for score in LEVEL_SCORES)
 """The field part by depth of the deepest shared level, in tenths: sums of them are exact."""
 
+_SLOT = 10
+"""Bits per voter in a row of :func:`closeness_by_level`."""
 
-def closeness_by_level(votes: Sequence[tuple[str, ...]]) -> dict[str, list[int]]:
+
+def closeness_by_level(votes: Sequence[tuple[str, ...]]) -> dict[str, int]:
     """Each level (section, class, subclass, main group, subgroup) of the voters' codes, with the field
     part, in tenths, a code sharing it would score against each voter (the deepest level of a voter's
     code: 10, as a demand code containing the patent's). A pool is ranked against all its voters at
-    once: a candidate's closeness to each is then a few look-ups and an element-wise max."""
-    by_level: dict[str, list[int]] = {}
-    voters = len(votes)
+    once: a candidate's closeness to each is then a few look-ups and an element-wise max.
+
+    A level's row is one integer, voter i's closeness in its bits ``10 i`` to ``10 i + 9`` as a
+    thermometer code (t tenths: t ones), so that the element-wise max of rows is their bitwise or, and
+    the sum over the voters the count of its ones: exact, and a third of the time of lists of ints on
+    the pools of the engine benchmark's slowest offers."""
+    by_level: dict[str, int] = {}
     for voter, codes in enumerate(votes):
+        shift = _SLOT * voter
         for code in codes:
             for level, tenths in _level_tenths(code):
-                row = by_level.get(level)
-                if row is None:
-                    row = by_level[level] = [0] * voters
-                if row[voter] < tenths:
-                    row[voter] = tenths
+                by_level[level] = by_level.get(level, 0) | (((1 << tenths) - 1) << shift)
     return by_level
 
 
@@ -153,25 +157,25 @@ def _levels_of(codes: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(level for code in codes for level in levels(code)))
 
 
-def closeness_to_voters(by_level: dict[str, list[int]], codes: tuple[str, ...]) -> list[int]:
-    """``field_score(voter's codes, codes)`` for each voter of :func:`closeness_by_level`, in tenths
-    (nothing if no level is shared with any)."""
-    rows = _shared_rows(by_level, codes)
-    return list(map(max, zip(*rows, strict=True))) if rows else []
+def closeness_to_voters(by_level: dict[str, int], codes: tuple[str, ...], voters: int) -> list[int]:
+    """``field_score(voter's codes, codes)`` for each of the ``voters`` of :func:`closeness_by_level`, in
+    tenths."""
+    closest, slot = _closest(by_level, codes), (1 << _SLOT) - 1
+    return [((closest >> (_SLOT * voter)) & slot).bit_count() for voter in range(voters)]
 
 
-def _summed_closeness(by_level: dict[str, list[int]], codes: tuple[str, ...]) -> int:
-    """The sum of :func:`closeness_to_voters`, without building the list (most candidates share one or
-    two levels with the voters)."""
-    rows = _shared_rows(by_level, codes)
-    if len(rows) > 1:
-        return sum(map(max, *rows))
-    return sum(rows[0]) if rows else 0
+def _summed_closeness(by_level: dict[str, int], codes: tuple[str, ...]) -> int:
+    """The sum of :func:`closeness_to_voters`."""
+    return _closest(by_level, codes).bit_count()
 
 
-def _shared_rows(by_level: dict[str, list[int]], codes: tuple[str, ...]) -> list[list[int]]:
-    """The rows of :func:`closeness_by_level` for the levels of ``codes`` the voters share."""
-    return [row for level in _levels_of(codes) if (row := by_level.get(level)) is not None]
+def _closest(by_level: dict[str, int], codes: tuple[str, ...]) -> int:
+    """Each voter's closeness to ``codes``, as a row of :func:`closeness_by_level`: the or (element-wise
+    max) of the rows of the levels of ``codes``."""
+    closest = 0
+    for level in _levels_of(codes):
+        closest |= by_level.get(level, 0)
+    return closest
 
 
 def _mean_to_one_decimal(summed_tenths: int, voters: int) -> float:

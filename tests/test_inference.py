@@ -65,8 +65,8 @@ def test_the_best_candidates_vote_with_their_codes_and_the_field_joins_the_score
 @example(votes=[["G01N"], ["G01M 3/02"]], codes=["G06F 17/30"])  # one level shared, with both voters
 def test_closeness_to_each_voter_off_its_levels_is_the_field_part(votes: list[list[str]], codes: list[str]) -> None:
     by_level = closeness_by_level([tuple(v) for v in votes])
-    tenths = closeness_to_voters(by_level, tuple(codes))
-    assert [t / 10 for t in tenths or [0] * len(votes)] == [field_score(voter, codes) for voter in votes]
+    tenths = closeness_to_voters(by_level, tuple(codes), len(votes))
+    assert [t / 10 for t in tenths] == [field_score(voter, codes) for voter in votes]
     assert _summed_closeness(by_level, tuple(codes)) == round(sum(field_score(voter, codes) for voter in votes) * 10)
 
 
