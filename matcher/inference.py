@@ -134,10 +134,22 @@ def closeness_by_level(votes: Sequence[tuple[str, ...]]) -> dict[str, int]:
     by_level: dict[str, int] = {}
     for voter, codes in enumerate(votes):
         shift = _SLOT * voter
-        for code in codes:
-            for level, tenths in _level_tenths(code):
-                by_level[level] = by_level.get(level, 0) | (((1 << tenths) - 1) << shift)
+        for level, thermometer in _voter_levels(codes):
+            by_level[level] = by_level.get(level, 0) | (thermometer << shift)
     return by_level
+
+
+@lru_cache(maxsize=16384)
+def _voter_levels(codes: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """Each level of a voter's ``codes`` once, with the thermometer code of the closeness that sharing
+    it scores (the best over the codes). An offer is a voter of dozens of pools in one trigger, and its
+    codes share their upper levels."""
+    best: dict[str, int] = {}
+    for code in codes:
+        for level, tenths in _level_tenths(code):
+            if best.get(level, 0) < tenths:
+                best[level] = tenths
+    return tuple((level, (1 << tenths) - 1) for level, tenths in best.items())
 
 
 @lru_cache(maxsize=65536)
