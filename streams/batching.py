@@ -6,6 +6,8 @@ input event. A :class:`Batch` runs its flush at most every ``interval`` while re
 stop, a timer (:meth:`Batch.flush_if_waiting`) runs it once the stage has waited ``idle`` for its next
 record: in a backlog the next record is always there and batches stay ``interval`` long, while at a
 trickle a record's answers and match events leave within a few milliseconds, not up to ``interval``.
+A batch that is *full* (a shard's events changed ``batch_full_seekers`` seekers: an offer entering a
+hundred top Ks) leaves right after its record, whatever its age.
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ class Batch:
         idle: float,
         clock: Callable[[], float] = time.monotonic,
         activity: asyncio.Event | None = None,
+        full: Callable[[], bool] | None = None,
     ) -> None:
+        """``full``: whether what the batch holds should leave after the record at once, however young
+        the batch."""
         self._flush = flush
+        self._full = full
         self.interval = interval
         self.idle = idle
         self._clock = clock
@@ -55,11 +61,12 @@ class Batch:
         self.activity.set()
 
     async def after_record(self) -> None:
-        """Called after each record: flushes if the last flush is ``interval`` old."""
+        """Called after each record: flushes if the last flush is ``interval`` old, or if the batch is
+        full."""
         self._in_records -= 1
         self._held += 1
         self._waiting_since = self._clock()
-        if self._waiting_since >= self._due:
+        if self._waiting_since >= self._due or (self._full is not None and self._full()):
             await self.flush()
 
     async def flush_if_waiting(self) -> None:

@@ -414,7 +414,13 @@ def build_app(settings: Settings, bootstrap: str, config: MatchingConfig | None 
 
     interval, idle = settings.batch_interval_s, settings.batch_idle_s
     records_begin = asyncio.Event()
-    answering = Batch(answer_changed_seekers, interval=interval, idle=idle, activity=records_begin)
+    answering = Batch(
+        answer_changed_seekers,
+        interval=interval,
+        idle=idle,
+        activity=records_begin,
+        full=lambda: shards.unanswered() >= settings.batch_full_seekers,
+    )
     publishing = Batch(publish_merged, interval=interval, idle=idle, activity=records_begin)
     # Direct, answers are announced as they are taken: a flush of ``publishing`` on its own could
     # announce a merger partition taken before its shard's resync came, revoking all it holds.

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from matcher import MatchingConfig
@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     """How long a shard holds the changes of the events it applies before answering the merger, and the
     merger the changes of the answers it takes before announcing them (:mod:`streams.batching`). A
     seeker touched many times within it gets one answer and one set of match events, its net change."""
+    batch_full_seekers: int = Field(32, ge=1)
+    """A shard answers at once, without waiting for ``batch_interval_s``, when the events it holds
+    changed this many seekers: an offer that enters a hundred seekers' top K would otherwise wait for
+    the records behind it, and such offers make most of the latency's tail (each of their match
+    events counts). Ordinary events change one to a few seekers and still share a batch."""
     batch_idle_s: float = 0.002
     """How long a stage waits for its next record before it answers or announces what it holds: at a
     trickle of events a batch leaves after this, not after ``batch_interval_s``."""

@@ -326,6 +326,10 @@ class ShardStage:
     def owned(self) -> set[int]:
         return set(self._engines)
 
+    def unanswered(self) -> int:
+        """Seekers changed since the last answers, over the shards built here."""
+        return sum(len(part.unanswered) for part in self._engines.values())
+
     def applied_through(self, shard: int) -> int:
         """The highest shard-log offset whose effects the built shard's book holds (-1 for none)."""
         return self._engines[shard].applied_through

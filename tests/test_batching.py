@@ -133,3 +133,24 @@ async def test_two_stages_feeding_one_batch_keep_it_busy_until_both_are_done(clo
     clock.now += 0.003
     await batch.flush_if_waiting()
     assert len(flushes) == 1 and not batch.busy
+
+
+async def test_a_full_batch_leaves_after_its_record_however_young(clock: Clock) -> None:
+    """A record whose answers fill the batch (an offer that changed a hundred seekers) leaves at once
+    with what came before it; records after it are held again."""
+    flushes: list[float] = []
+    held = 0
+
+    async def flush() -> None:
+        nonlocal held
+        flushes.append(clock())
+        held = 0
+
+    batch = Batch(flush, interval=0.020, idle=0.002, clock=clock, full=lambda: held >= 32)
+    for changed in (3, 2, 40, 1, 2):
+        batch.before_record()
+        clock.now += 0.004
+        held += changed
+        await batch.after_record()
+    assert flushes == [pytest.approx(100.012)]  # after the third record, not at the interval
+    assert batch.busy  # the last two wait for the interval or the idle timer
