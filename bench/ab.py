@@ -6,15 +6,17 @@ On this shared machine two runs of ``bench.engine`` one after the other differ b
 either direction: the machine's speed drifts over minutes, so a 5% change cannot be seen that way.
 Here each side (``--base`` and ``--head``: a commit, made a temporary worktree, or a directory) loads
 the same book saved by ``bench.engine --book-file`` (built by the head side if the file is missing) in
-its own process, and both apply the same triggers, one round at a time (an offer, a buyer demand, a
-financing request, a financier), taking turns, the first side alternating from round to round: both
-meet the machine as it is at that moment. What remains is the process: the one started first often
-ran ~5% slower than its twin throughout, once 25%, and the same commit run from two directories
-differed by 2% until both were reached through links of the same length. So the rounds are shared
-among passes (four by default), each with fresh processes and each side started first in every
-other one, and the ratio reported is the median of the passes' ratios of summed CPU time. With the
-same commit on both sides that median stayed within 2% of 1 (0.982–1.015 over every kind, two runs
-at the 100k book); a change of a few percent of a trigger's work is below what this can tell.
+its own process (with ``--base-book-file``, the base side loads the same book saved by its own code,
+for a head that stores the engine otherwise), and both apply the same triggers, one round at a time
+(an offer, a buyer demand, a financing request, a financier), taking turns, the first side
+alternating from round to round: both meet the machine as it is at that moment. What remains is the
+process: the one started first often ran ~5% slower than its twin throughout, once 25%, and the same
+commit run from two directories differed by 2% until both were reached through links of the same
+length. So the rounds are shared among passes (four by default), each with fresh processes and each
+side started first in every other one, and the ratio reported is the median of the passes' ratios
+of summed CPU time. With the same commit on both sides that median stayed within 2% of 1
+(0.982–1.015 over every kind, two runs at the 100k book); a change of a few percent of a trigger's
+work is below what this can tell.
 
 ``--base-python`` and ``--head-python`` run a side under another interpreter (a virtualenv's
 ``python`` with the project's packages installed), so that the same checkout on two versions of
@@ -213,10 +215,14 @@ def run(
     *,
     base_python: str = sys.executable,
     head_python: str = sys.executable,
+    base_book_file: Path | None = None,
 ) -> dict[str, Any]:
     """``rounds`` rounds on each side, over ``passes`` passes that start fresh processes, each side
-    started first in every other pass, and each apply the same triggers (the saved book's market)."""
+    started first in every other pass, and each apply the same triggers (the saved book's market).
+    ``base_book_file``, if given, is the base side's book: the same book saved by the base's code, for
+    a head that stores the engine otherwise."""
     pythons = {"base": base_python, "head": head_python}
+    book_files = {"base": base_book_file or book_file, "head": book_file}
     versions: dict[str, str] = {}
     with checkout(base) as base_tree, checkout(head) as head_tree, tempfile.TemporaryDirectory() as links:
         # Each side sees its checkout through a link of the same length, so that the two processes'
@@ -225,15 +231,16 @@ def run(
         trees = {"base": Path(links) / "base", "head": Path(links) / "head"}
         trees["base"].symlink_to(base_tree)
         trees["head"].symlink_to(head_tree)
-        if not book_file.exists():
-            Side(trees["head"], book_file, size, seed, head_python).close()  # builds and saves it
+        for name in ("head", "base"):
+            if not book_files[name].exists():
+                Side(trees[name], book_files[name], size, seed, pythons[name]).close()  # builds and saves it
         played: dict[str, list[Rounds]] = {"base": [], "head": []}
         for p in range(passes):
             first, second = ("head", "base") if p % 2 == 0 else ("base", "head")
             sides: dict[str, Side] = {}
             try:
                 for name in (first, second):
-                    sides[name] = Side(trees[name], book_file, size, seed, pythons[name])
+                    sides[name] = Side(trees[name], book_files[name], size, seed, pythons[name])
                     versions[name] = sides[name].python_version
                 for r in range(rounds // passes):
                     for name in (first, second) if r % 2 == 0 else (second, first):
@@ -268,6 +275,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=600, help="rounds of the four trigger kinds, on each side")
     parser.add_argument("--passes", type=int, default=4, help="pairs of processes the rounds are shared among")
     parser.add_argument("--book-file", type=Path, required=True, help="the saved book (bench.engine --book-file)")
+    parser.add_argument(
+        "--base-book-file",
+        type=Path,
+        help="the base side's saved book, when the head stores the engine otherwise (default: --book-file)",
+    )
     for side in ("base", "head"):
         parser.add_argument(
             f"--{side}-python",
@@ -287,6 +299,7 @@ def main() -> None:
         args.passes,
         base_python=args.base_python,
         head_python=args.head_python,
+        base_book_file=args.base_book_file.resolve() if args.base_book_file else None,
     )
     print(json.dumps(result))
 

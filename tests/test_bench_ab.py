@@ -42,6 +42,22 @@ def test_one_checkout_on_both_sides_sends_the_same_notices(tmp_path: Path) -> No
         assert len(figures["sum_ratio_by_pass"]) == 2 and figures["sum_ratio"] > 0
 
 
+def test_each_side_can_load_the_book_its_own_code_saved(tmp_path: Path) -> None:
+    """A head that stores the engine otherwise cannot read the base's book: each side then builds and
+    loads its own (the same market, saved by its own code), and the notices still compare."""
+    (tmp_path / "base").mkdir()
+    (tmp_path / "head").mkdir()
+    base_python, base_mark = _interpreter_that_leaves_a_mark(tmp_path / "base")
+    head_python, head_mark = _interpreter_that_leaves_a_mark(tmp_path / "head")
+    result = run(
+        str(REPO), str(REPO), size=1500, seed=3, rounds=4, book_file=tmp_path / "head.pkl", passes=2,
+        base_python=str(base_python), head_python=str(head_python), base_book_file=tmp_path / "base.pkl",
+    )  # fmt: skip
+    assert (tmp_path / "base.pkl").exists() and (tmp_path / "head.pkl").exists()
+    assert base_mark.read_text().count("started") == head_mark.read_text().count("started") == 3
+    assert result["same_notices"] is True and result["notices"] > 0
+
+
 def test_an_interpreter_that_cannot_start_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-python"
     with pytest.raises(SystemExit, match=r"cannot start .*no-such-python"):
