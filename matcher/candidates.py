@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass, field, fields
 from typing import Literal
 
+from matcher.ipc import NO_CODES, FieldCodes
+
 __all__ = ["Candidate", "SeekerKey", "match_id"]
 
 MatchKind = Literal["transaction", "financing", "bridge"]
@@ -36,7 +38,7 @@ class Candidate:
     financier_version: int | None
     score: float
     match_id: str = field(default="", compare=False)
-    field_codes: tuple[str, ...] = field(default=(), compare=False)
+    field_codes: FieldCodes = field(default=NO_CODES, compare=False)
     """The counterpart's IPC codes, when the seeker names none and its field is inferred."""
     inference_weight: float = field(default=0.0, compare=False)
     """When the seeker's field is inferred (:mod:`matcher.inference`): the summed weight of the parts

@@ -245,7 +245,7 @@ class Engine:
         explanation = explain_offer(demand, offer, financier, self.config, owner.fresh_fit(demand, offer))
         if candidate.inferred_field is None:
             return explanation
-        return explained_with_inferred_field(explanation, candidate.inferred_field, candidate.field_codes)
+        return explained_with_inferred_field(explanation, candidate.inferred_field, candidate.field_codes.codes)
 
     def open_matches(self) -> dict[str, Candidate]:
         return self.views.open_matches()

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Literal
 
 from matcher.config import MatchingConfig
+from matcher.ipc import FieldCodes, field_codes
 from matcher.text import TextAnalyzer, language_of, log_scale
 from schemas import BuyerDemand, CollateralRef, FinancingRequest, Money, Patent, PatentOffer
 
@@ -133,6 +134,8 @@ class Offer:
     min_expiry_ts: float
     strength: float
     codes: tuple[str, ...]
+    field_codes: FieldCodes
+    """``codes`` with what ranking an inferred field reads of them."""
     term_keys: tuple[str, ...]
     term_counts: tuple[int, ...]
     doc_len: int
@@ -211,6 +214,7 @@ def offer_from_event(event: PatentOffer, analyzer: TextAnalyzer, config: Matchin
     price_cny = _money_cny(event.asking_price, config)
     values = [p.appraised_cny for p in patents if p.appraised_cny is not None]
     ts = _timestamp(event.occurred_at)
+    codes = tuple(dict.fromkeys(c for p in patents for c in p.codes))
     return Offer(
         id=event.offer_id,
         version=event.version,
@@ -227,7 +231,8 @@ def offer_from_event(event: PatentOffer, analyzer: TextAnalyzer, config: Matchin
         all_granted=all(p.granted for p in patents),
         min_expiry_ts=min(p.expiry_ts for p in patents),
         strength=max(p.strength(ts) for p in patents),
-        codes=tuple(dict.fromkeys(c for p in patents for c in p.codes)),
+        codes=codes,
+        field_codes=field_codes(codes),
         term_keys=tuple(terms),
         term_counts=tuple(terms.values()),
         doc_len=sum(terms.values()),

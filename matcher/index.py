@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from matcher.scoring import LEVEL_SCORES, TOPICAL_FIELD, TOPICAL_TEXT, levels
+from matcher.ipc import LEVEL_SCORES, levels
+from matcher.scoring import TOPICAL_FIELD, TOPICAL_TEXT
 from matcher.store import FloatArray, IdOrder, IntArray, Interner, Postings, Table
 from matcher.text import query_norm
 

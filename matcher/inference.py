@@ -28,12 +28,12 @@ one-off count).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 from matcher.candidates import Candidate
 from matcher.config import MatchingConfig
 from matcher.entities import Demand
-from matcher.scoring import LEVEL_SCORES, levels, round_score
+from matcher.ipc import FieldCodes
+from matcher.scoring import round_score
 
 __all__ = ["closeness_by_level", "closeness_to_voters", "inference_weight", "open_ranking", "reranked"]
 
@@ -114,78 +114,46 @@ def _best(entries: list[_Entry], config: MatchingConfig) -> list[Candidate]:
     ]
 
 
-_TENTHS = tuple(round(score * 10) for score in LEVEL_SCORES)
-"""The field part by depth of the deepest shared level, in tenths: sums of them are exact."""
-
 _SLOT = 10
 """Bits per voter in a row of :func:`closeness_by_level`."""
 
 
-def closeness_by_level(votes: Sequence[tuple[str, ...]]) -> dict[str, int]:
+def closeness_by_level(votes: Sequence[FieldCodes]) -> dict[str, int]:
     """Each level (section, class, subclass, main group, subgroup) of the voters' codes, with the field
     part, in tenths, a code sharing it would score against each voter (the deepest level of a voter's
     code: 10, as a demand code containing the patent's). A pool is ranked against all its voters at
     once: a candidate's closeness to each is then a few look-ups and an element-wise max.
 
     A level's row is one integer, voter i's closeness in its bits ``10 i`` to ``10 i + 9`` as a
-    thermometer code (t tenths: t ones), so that the element-wise max of rows is their bitwise or, and
-    the sum over the voters the count of its ones: exact, and 0.58–0.64 of the time that lists of ints
-    took on the pools ranked in the engine benchmark's 12 slowest offers (bench/JOURNAL.md)."""
+    thermometer code (t tenths: t ones, :attr:`FieldCodes.thermometers`), so that the element-wise max
+    of rows is their bitwise or, and the sum over the voters the count of its ones: exact, and
+    0.58–0.64 of the time that lists of ints took on the pools ranked in the engine benchmark's 12
+    slowest offers (bench/JOURNAL.md)."""
     by_level: dict[str, int] = {}
     for voter, codes in enumerate(votes):
         shift = _SLOT * voter
-        for level, thermometer in _voter_levels(codes):
+        for level, thermometer in zip(codes.levels, codes.thermometers, strict=True):
             by_level[level] = by_level.get(level, 0) | (thermometer << shift)
     return by_level
 
 
-@lru_cache(maxsize=16384)
-def _voter_levels(codes: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
-    """Each level of a voter's ``codes`` once, with the thermometer code of the closeness that sharing
-    it scores (the best over the codes). An offer is a voter of dozens of pools in one trigger, and its
-    codes share their upper levels."""
-    best: dict[str, int] = {}
-    for code in codes:
-        for level, tenths in _level_tenths(code):
-            if best.get(level, 0) < tenths:
-                best[level] = tenths
-    return tuple((level, (1 << tenths) - 1) for level, tenths in best.items())
-
-
-@lru_cache(maxsize=65536)
-def _level_tenths(code: str) -> tuple[tuple[str, int], ...]:
-    """Each level of ``code`` with the field part, in tenths, that sharing it scores (the code's own
-    level: 10)."""
-    code_levels = levels(code)
-    return tuple(
-        (level, 10 if depth == len(code_levels) else _TENTHS[depth]) for depth, level in enumerate(code_levels, start=1)
-    )
-
-
-@lru_cache(maxsize=16384)
-def _levels_of(codes: tuple[str, ...]) -> tuple[str, ...]:
-    """Every level of every code, once. A candidate carries its offer's codes, and a pool is ranked
-    again and again as offers come and go: the same tuples come back."""
-    return tuple(dict.fromkeys(level for code in codes for level in levels(code)))
-
-
-def closeness_to_voters(by_level: dict[str, int], codes: tuple[str, ...], voters: int) -> list[int]:
+def closeness_to_voters(by_level: dict[str, int], codes: FieldCodes, voters: int) -> list[int]:
     """``field_score(voter's codes, codes)`` for each of the ``voters`` of :func:`closeness_by_level`, in
     tenths."""
     closest, slot = _closest(by_level, codes), (1 << _SLOT) - 1
     return [((closest >> (_SLOT * voter)) & slot).bit_count() for voter in range(voters)]
 
 
-def _summed_closeness(by_level: dict[str, int], codes: tuple[str, ...]) -> int:
+def _summed_closeness(by_level: dict[str, int], codes: FieldCodes) -> int:
     """The sum of :func:`closeness_to_voters`."""
     return _closest(by_level, codes).bit_count()
 
 
-def _closest(by_level: dict[str, int], codes: tuple[str, ...]) -> int:
+def _closest(by_level: dict[str, int], codes: FieldCodes) -> int:
     """Each voter's closeness to ``codes``, as a row of :func:`closeness_by_level`: the or (element-wise
     max) of the rows of the levels of ``codes``."""
     closest = 0
-    for level in _levels_of(codes):
+    for level in codes.levels:
         closest |= by_level.get(level, 0)
     return closest
 

@@ -22,6 +22,7 @@ from matcher.engine import entity_from_event
 from matcher.entities import Demand, Offer, Request
 from matcher.financing import Registry, financing_fit, resolve
 from matcher.inference import inference_weight, open_ranking
+from matcher.ipc import NO_CODES
 from matcher.scoring import combine, financier_fits_bridge, financier_rank, offer_fit
 from matcher.text import TextAnalyzer, default_analyzer
 from schemas import InputEvent, entity_id
@@ -108,7 +109,7 @@ def oracle_matches(
         found = []
         weight = inference_weight(demand, config)
         for offer in book.offers:
-            codes = offer.codes if weight else ()
+            codes = offer.field_codes if weight else NO_CODES
             fit = offer_fit(demand, offer, config)
             if fit is None:
                 continue

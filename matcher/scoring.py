@@ -22,15 +22,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 
 from matcher.config import MatchingConfig, Weights
 from matcher.entities import SECONDS_PER_YEAR, Demand, Offer, decay
+from matcher.ipc import LEVEL_SCORES, levels
 from matcher.text import query_norm, saturate
-from schemas import ipc_levels
 
 __all__ = [
-    "LEVEL_SCORES",
     "TOPICAL_FIELD",
     "TOPICAL_TEXT",
     "Components",
@@ -46,15 +44,8 @@ __all__ = [
     "text_score",
 ]
 
-LEVEL_SCORES = (0.0, 0.1, 0.3, 0.6, 0.8, 1.0)
-"""Score by depth of the deepest shared level: none, section, class, subclass, main group, subgroup."""
 TOPICAL_FIELD = 0.6
 TOPICAL_TEXT = 0.3
-
-
-@lru_cache(maxsize=65536)
-def levels(code: str) -> tuple[str, ...]:
-    return tuple(ipc_levels(code))
 
 
 _FIELD_PAIRS_KEPT = 262144

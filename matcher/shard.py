@@ -27,7 +27,8 @@ from matcher.financing import INTENT_FOR, Collateral, Registry, resolve, served
 from matcher.gap_pairs import BridgeHint, GapPairs
 from matcher.index import DocIndex, QueryIndex, territory_words
 from matcher.inference import inference_weight
-from matcher.scoring import LEVEL_SCORES, OfferFit, financier_fits_bridge
+from matcher.ipc import LEVEL_SCORES, NO_CODES
+from matcher.scoring import OfferFit, financier_fits_bridge
 from matcher.store import FloatArray, IntArray, Interner
 from matcher.text import TextAnalyzer, query_norm, saturate
 from matcher.vector import (
@@ -602,7 +603,7 @@ class Shard:
             None if financier is None else financier.id,
             None if financier is None else financier.version,
             score,
-            field_codes=offer.codes if weight else (),
+            field_codes=offer.field_codes if weight else NO_CODES,
             inference_weight=weight,
         )
 

@@ -338,7 +338,7 @@ def _with_inferred_field(explanation: Explained, candidate: Candidate) -> Mappin
     fields = orjson.loads(_explanation_json(explanation))
     assert candidate.inferred_field is not None
     components, reasons, matched = with_inferred_field(
-        fields["components"], fields["reasons"], candidate.inferred_field, candidate.field_codes
+        fields["components"], fields["reasons"], candidate.inferred_field, candidate.field_codes.codes
     )
     return fields | {"components": components, "reasons": reasons, "matched_ipc": matched}
 

@@ -36,6 +36,7 @@ from matcher.candidates import Candidate, SeekerKey
 from matcher.engine import Notice, Result, entity_from_event
 from matcher.entities import Demand, Offer
 from matcher.explain import Explanation
+from matcher.ipc import field_codes
 from matcher.text import TextAnalyzer
 from schemas import EVENT_TYPES, BuyerDemand, InputEvent, PatentOffer, Rejection, decode
 
@@ -209,7 +210,7 @@ def candidate_to_wire(candidate: Candidate) -> list[object]:
     wire = [c.kind, c.seeker_kind, c.seeker_id, c.seeker_version, c.counterpart_kind, c.counterpart_id,
             c.counterpart_version, c.financier_id, c.financier_version, c.score, c.match_id]  # fmt: skip
     if c.inference_weight:
-        wire += [list(c.field_codes), c.inference_weight]
+        wire += [list(c.field_codes.codes), c.inference_weight]
     return wire
 
 
@@ -219,7 +220,7 @@ def candidate_from_wire(fields: list[Any]) -> Candidate:
     if len(fields) > FIELD_CODES:
         return Candidate(
             *fields[:FIELD_CODES],
-            field_codes=tuple(fields[FIELD_CODES]),
+            field_codes=field_codes(tuple(fields[FIELD_CODES])),
             inference_weight=fields[INFERENCE_WEIGHT],
         )
     return Candidate(*fields)

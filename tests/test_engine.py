@@ -513,7 +513,7 @@ def test_an_explanation_read_from_the_triggers_scores_is_the_one_scoring_the_pai
             read_from_scores += owner.fresh_fit(buyer, listing) is not None
             expected = explain_offer(buyer, listing, financier, engine.config)
             if c.inferred_field is not None:
-                expected = explained_with_inferred_field(expected, c.inferred_field, c.field_codes)
+                expected = explained_with_inferred_field(expected, c.inferred_field, c.field_codes.codes)
             assert notice.explanation == expected
     assert read_from_scores > 200
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from matcher import Candidate, Engine, MatchingConfig
 from matcher.inference import _summed_closeness, closeness_by_level, closeness_to_voters, open_ranking, reranked
+from matcher.ipc import field_codes
 from matcher.scoring import field_score, round_score
 from tests.builders import demand, offer, patent
 from tests.test_stages import run_stages
@@ -21,7 +22,7 @@ TEXT_ONLY = 0.65  # text 0.30 + price 0.15 + strength 0.10 + region 0.05 + fresh
 
 def candidate(offer_id: str, score: float, code: str, weight: float = TEXT_ONLY) -> Candidate:
     return Candidate("transaction", "demand", "d1", 1, "offer", offer_id, 1, None, None, score,
-                     field_codes=(code,) if weight else (), inference_weight=weight)  # fmt: skip
+                     field_codes=field_codes((code,) if weight else ()), inference_weight=weight)  # fmt: skip
 
 
 POOL = [
@@ -64,10 +65,11 @@ def test_the_best_candidates_vote_with_their_codes_and_the_field_joins_the_score
 @given(VOTES, st.lists(CODES, min_size=1, max_size=4))
 @example(votes=[["G01N"], ["G01M 3/02"]], codes=["G06F 17/30"])  # one level shared, with both voters
 def test_closeness_to_each_voter_off_its_levels_is_the_field_part(votes: list[list[str]], codes: list[str]) -> None:
-    by_level = closeness_by_level([tuple(v) for v in votes])
-    tenths = closeness_to_voters(by_level, tuple(codes), len(votes))
+    by_level = closeness_by_level([field_codes(tuple(v)) for v in votes])
+    candidate_codes = field_codes(tuple(codes))
+    tenths = closeness_to_voters(by_level, candidate_codes, len(votes))
     assert [t / 10 for t in tenths] == [field_score(voter, codes) for voter in votes]
-    assert _summed_closeness(by_level, tuple(codes)) == round(sum(field_score(voter, codes) for voter in votes) * 10)
+    assert _summed_closeness(by_level, candidate_codes) == round(sum(field_score(voter, codes) for voter in votes) * 10)
 
 
 def test_a_candidate_the_field_brings_below_the_threshold_is_not_a_match() -> None:
