@@ -17,7 +17,7 @@ from matcher.book import Entity, Outcome, kind_of
 from matcher.candidates import Candidate, SeekerKey
 from matcher.config import MatchingConfig
 from matcher.entities import Demand, Offer, demand_from_event, offer_from_event, request_from_event
-from matcher.explain import Explanation, explain_financing, explain_offer, explained_with_inferred_field
+from matcher.explain import Explanation, explain_financing, explain_offer
 from matcher.shard import Shard, ShardUpdate
 from matcher.text import TextAnalyzer, default_analyzer
 from matcher.views import Views
@@ -242,10 +242,8 @@ class Engine:
         owner = next(s for s in self.shards if s.owns_offer(candidate.counterpart_id))
         financier = home.entity("demand", candidate.financier_id) if candidate.financier_id else None
         demand, offer = home.entity("demand", candidate.seeker_id), owner.entity("offer", candidate.counterpart_id)
-        explanation = explain_offer(demand, offer, financier, self.config, owner.fresh_fit(demand, offer))
-        if candidate.inferred_field is None:
-            return explanation
-        return explained_with_inferred_field(explanation, candidate.inferred_field, candidate.field_codes.codes)
+        fit = owner.fresh_fit(demand, offer)
+        return explain_offer(demand, offer, financier, self.config, fit, candidate.inferred_field)
 
     def open_matches(self) -> dict[str, Candidate]:
         return self.views.open_matches()

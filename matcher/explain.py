@@ -4,7 +4,7 @@ in the language of the demand (a Chinese demand gets Chinese reasons)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,6 @@ __all__ = [
     "Facts",
     "explain_financing",
     "explain_offer",
-    "explained_with_inferred_field",
     "with_inferred_field",
 ]
 
@@ -174,9 +173,16 @@ def _price_reason(
 
 
 def explain_offer(
-    demand: Demand, offer: Offer, financier: Demand | None, config: MatchingConfig, fit: OfferFit | None = None
+    demand: Demand,
+    offer: Offer,
+    financier: Demand | None,
+    config: MatchingConfig,
+    fit: OfferFit | None = None,
+    inferred_field: float | None = None,
 ) -> Explanation:
-    """``fit``: the pair's :func:`~matcher.scoring.offer_fit`, when the caller has it already."""
+    """``fit``: the pair's :func:`~matcher.scoring.offer_fit`, when the caller has it already.
+    ``inferred_field``: the field part the seeker's ranking inferred (:mod:`matcher.inference`), if it
+    did; it joins the explanation as :func:`with_inferred_field` says."""
     if fit is None:
         fit = offer_fit(demand, offer, config)
     if fit is None:
@@ -197,7 +203,10 @@ def explain_offer(
     reasons.append(_price_reason(zh, asking, asking_in_budget, budget, within, gap, financier))
     reasons += _closing_reasons(zh, fit.parts, offer.region)
     facts = Facts(asking_price=asking, budget_max=budget, asking_in_budget_currency=asking_in_budget, gap=gap)
-    return Explanation(fit.parts.as_dict(), tuple(reasons), tuple(codes), tuple(terms), facts)
+    components = fit.parts.as_dict()
+    if inferred_field is not None:
+        components, reasons, codes = _with_inferred(zh, components, reasons, inferred_field, offer.codes)
+    return Explanation(components, tuple(reasons), tuple(codes), tuple(terms), facts)
 
 
 def _ticket_range(top: Amount, bottom_cny: float | None, zh: bool, config: MatchingConfig) -> str:
@@ -249,14 +258,22 @@ def with_inferred_field(
     components: Mapping[str, float], reasons: Sequence[str], field: float, codes: Sequence[str]
 ) -> tuple[dict[str, float], list[str], list[str]]:
     """The components, reasons and matched codes of an offer's match whose field part was inferred
-    (:mod:`matcher.inference`): the field part joins the components, and a first reason says which of
-    the offer's codes it comes from (the matched codes). The reason is in the language of the last of
-    the others, the offer's strength, which :func:`explain_offer` always gives in the demand's."""
+    (:mod:`matcher.inference`), from those of its explanation without it: the field part joins the
+    components, and a first reason says which of the offer's codes it comes from (the matched codes).
+    The reason is in the language of the last of the others, the offer's strength, which
+    :func:`explain_offer` always gives in the demand's. The service's merger, which infers the field
+    of a pool merged from the shards' answers, adds it so to a shard's explanation."""
+    zh = bool(reasons) and any("\u4e00" <= ch <= "\u9fff" for ch in reasons[-1])
+    return _with_inferred(zh, components, reasons, field, codes)
+
+
+def _with_inferred(
+    zh: bool, components: Mapping[str, float], reasons: Sequence[str], field: float, codes: Sequence[str]
+) -> tuple[dict[str, float], list[str], list[str]]:
     field = round(field, 6)
     components = {"field": field} | {name: value for name, value in components.items() if name != "field"}
     if field <= 0 or not codes:
         return components, list(reasons), []
-    zh = bool(reasons) and any("\u4e00" <= ch <= "\u9fff" for ch in reasons[-1])
     name = _level_name(field, zh)
     reason = (
         f"技术领域推断吻合：{'、'.join(codes)}（与最相近的专利{name}）"
@@ -264,8 +281,3 @@ def with_inferred_field(
         else f"Field inferred from the closest patents: {', '.join(codes)} ({name})"
     )
     return components, [reason, *reasons], list(codes)
-
-
-def explained_with_inferred_field(explanation: Explanation, field: float, codes: Sequence[str]) -> Explanation:
-    components, reasons, matched = with_inferred_field(explanation.components, explanation.reasons, field, codes)
-    return replace(explanation, components=components, reasons=tuple(reasons), matched_ipc=tuple(matched))

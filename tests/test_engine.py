@@ -8,6 +8,7 @@ import logging
 import math
 import pickle
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from matcher import Engine, MatchingConfig, Notice, Weights, scoring
 from matcher.engine import entity_from_event
-from matcher.explain import explain_offer, explained_with_inferred_field
+from matcher.explain import explain_offer, with_inferred_field
 from matcher.index import _summed
 from matcher.market import Market, to_event
 from matcher.scoring import TOPICAL_TEXT, field_score, text_score
@@ -512,8 +513,11 @@ def test_an_explanation_read_from_the_triggers_scores_is_the_one_scoring_the_pai
             financier = home.entity("demand", c.financier_id) if c.financier_id else None
             read_from_scores += owner.fresh_fit(buyer, listing) is not None
             expected = explain_offer(buyer, listing, financier, engine.config)
-            if c.inferred_field is not None:
-                expected = explained_with_inferred_field(expected, c.inferred_field, c.field_codes.codes)
+            if c.inferred_field is not None:  # as the service's merger adds it to a shard's explanation
+                parts, reasons, codes = with_inferred_field(
+                    expected.components, expected.reasons, c.inferred_field, c.field_codes.codes
+                )
+                expected = replace(expected, components=parts, reasons=tuple(reasons), matched_ipc=tuple(codes))
             assert notice.explanation == expected
     assert read_from_scores > 200
 
