@@ -31,8 +31,8 @@ class FieldCodes:
 
     A heavy offer's trigger ranks dozens of pools, each of whose twenty members is compared with five
     voters; these were cached per tuple of codes, and a 100k book holds 20,017 distinct tuples: the
-    caches missed a third of their look-ups after a restart, and the slowest offers paid 15–20% for it
-    (bench/JOURNAL.md, 5 December, evening). Worked out when the offer's event is converted, they are
+    caches missed 30% of their look-ups after a restart, and the slowest offers paid about a tenth of
+    their time for it (bench/JOURNAL.md, 5 December, evening). Worked out when the offer's event is converted, they are
     never missing. Made by :func:`field_codes`, which shares one per distinct tuple of codes."""
 
     codes: tuple[str, ...]
