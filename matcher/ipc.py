@@ -18,6 +18,9 @@ LEVEL_SCORES = (0.0, 0.1, 0.3, 0.6, 0.8, 1.0)
 _TENTHS = tuple(round(score * 10) for score in LEVEL_SCORES)
 """The field part by depth of the deepest shared level, in tenths: sums of them are exact."""
 
+_THERMOMETERS = tuple((1 << tenths) - 1 for tenths in range(11))
+"""Shared ints: a thermometer code above 256 would otherwise be a new object in every offer's tuple."""
+
 
 @lru_cache(maxsize=65536)
 def levels(code: str) -> tuple[str, ...]:
@@ -57,6 +60,7 @@ def field_codes(codes: tuple[str, ...]) -> FieldCodes:
 
 
 def _worked_out(codes: tuple[str, ...]) -> FieldCodes:
+    """Each level of ``codes`` once, with the best field part (in tenths) that sharing it scores."""
     best: dict[str, int] = {}
     for code in codes:
         code_levels = levels(code)
@@ -65,10 +69,6 @@ def _worked_out(codes: tuple[str, ...]) -> FieldCodes:
             if best.get(level, 0) < tenths:
                 best[level] = tenths
     return FieldCodes(codes, tuple(best), tuple(_THERMOMETERS[tenths] for tenths in best.values()))
-
-
-_THERMOMETERS = tuple((1 << tenths) - 1 for tenths in range(11))
-"""Shared ints: a thermometer code above 256 would otherwise be a new object in every offer's tuple."""
 
 
 NO_CODES = field_codes(())
