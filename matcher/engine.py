@@ -239,7 +239,9 @@ class Engine:
                 home.entity("demand", candidate.counterpart_id),
                 self.config,
             )
-        owner = next(s for s in self.shards if s.owns_offer(candidate.counterpart_id))
+        owner = (
+            home if len(self.shards) == 1 else next(s for s in self.shards if s.owns_offer(candidate.counterpart_id))
+        )
         financier = home.entity("demand", candidate.financier_id) if candidate.financier_id else None
         demand, offer = home.entity("demand", candidate.seeker_id), owner.entity("offer", candidate.counterpart_id)
         fit = owner.fresh_fit(demand, offer)

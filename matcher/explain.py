@@ -188,7 +188,7 @@ def explain_offer(
     if fit is None:
         raise ValueError(f"{offer.id} does not fit {demand.id}: nothing to explain")
     zh = demand.language == "zh"
-    codes = matched_codes(demand.codes, offer.codes)
+    codes = matched_codes(demand.codes, offer.codes, fit.parts.field)
     terms = matched_terms(demand.query, offer.term_keys)
     reasons = _topic_reasons(zh, fit.parts, codes, terms)
     budget = None if demand.budget_max is None else _amount_of(demand.budget_max)

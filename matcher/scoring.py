@@ -20,7 +20,7 @@ Choices where DESIGN.md is silent, made once here:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from matcher.config import MatchingConfig, Weights
@@ -95,13 +95,14 @@ def field_score(demand_codes: Iterable[str], patent_codes: Iterable[str]) -> flo
     return max((field_pair(d, p) for d in demand_codes for p in patent_codes), default=0.0)
 
 
-def matched_codes(demand_codes: Iterable[str], patent_codes: Iterable[str]) -> list[str]:
-    """The patent codes that reach the best field score (for the explanation)."""
-    pairs = [(field_pair(d, p), p) for d in demand_codes for p in patent_codes]
-    best = max((score for score, _ in pairs), default=0.0)
-    if best == 0:
+def matched_codes(demand_codes: Collection[str], patent_codes: Collection[str], best: float | None = None) -> list[str]:
+    """The patent codes that reach the best field score (for the explanation); ``best``: that score,
+    :func:`field_score` of the two, when the caller has it."""
+    if best is None:
+        best = field_score(demand_codes, patent_codes)
+    if not best:
         return []
-    return sorted({p for score, p in pairs if score == best})
+    return sorted({p for d in demand_codes for p in patent_codes if field_pair(d, p) == best})
 
 
 def text_score(query: Mapping[str, float], terms: Mapping[str, int], doc_len: int, config: MatchingConfig) -> float:
@@ -142,15 +143,17 @@ class Components:
     freshness: float
 
     def as_dict(self) -> dict[str, float]:
-        parts = {
-            "field": self.field,
-            "text": self.text,
-            "price": self.price,
-            "strength": self.strength,
-            "region": self.region,
-            "freshness": self.freshness,
-        }
-        return {name: round_score(value) for name, value in parts.items() if value is not None}
+        parts = {}
+        if self.field is not None:
+            parts["field"] = round_score(self.field)
+        if self.text is not None:
+            parts["text"] = round_score(self.text)
+        if self.price is not None:
+            parts["price"] = round_score(self.price)
+        parts["strength"] = round_score(self.strength)
+        parts["region"] = round_score(self.region)
+        parts["freshness"] = round_score(self.freshness)
+        return parts
 
 
 def combine(parts: Components, weights: Weights) -> float:
