@@ -259,6 +259,8 @@ class Engine:
 
 
 def _revoke_reason(candidate: Candidate, closures: dict[tuple[str, str], str]) -> RevokeReason:
+    if not closures:  # an arriving or updated entity closed nothing: each match it pushed out was superseded
+        return "superseded"
     keys = [(candidate.seeker_kind, candidate.seeker_id), (candidate.counterpart_kind, candidate.counterpart_id)]
     if candidate.financier_id is not None:
         keys.append(("demand", candidate.financier_id))
