@@ -239,13 +239,17 @@ class Engine:
                 home.entity("demand", candidate.counterpart_id),
                 self.config,
             )
-        owner = (
-            home if len(self.shards) == 1 else next(s for s in self.shards if s.owns_offer(candidate.counterpart_id))
-        )
+        owner = self._owner_of(candidate.counterpart_id)
         financier = home.entity("demand", candidate.financier_id) if candidate.financier_id else None
         demand, offer = home.entity("demand", candidate.seeker_id), owner.entity("offer", candidate.counterpart_id)
         fit = owner.fresh_fit(demand, offer)
         return explain_offer(demand, offer, financier, self.config, fit, candidate.inferred_field)
+
+    def _owner_of(self, offer_id: str) -> Shard:
+        """The shard that holds the offer; on one shard, without hashing its id."""
+        if len(self.shards) == 1:
+            return self.shards[0]
+        return next(s for s in self.shards if s.owns_offer(offer_id))
 
     def open_matches(self) -> dict[str, Candidate]:
         return self.views.open_matches()
@@ -259,7 +263,7 @@ class Engine:
 
 
 def _revoke_reason(candidate: Candidate, closures: dict[tuple[str, str], str]) -> RevokeReason:
-    if not closures:  # an arriving or updated entity closed nothing: each match it pushed out was superseded
+    if not closures:  # the event closed nothing (an arrival): whatever it pushed out was superseded
         return "superseded"
     keys = [(candidate.seeker_kind, candidate.seeker_id), (candidate.counterpart_kind, candidate.counterpart_id)]
     if candidate.financier_id is not None:

@@ -96,8 +96,9 @@ def field_score(demand_codes: Iterable[str], patent_codes: Iterable[str]) -> flo
 
 
 def matched_codes(demand_codes: Collection[str], patent_codes: Collection[str], best: float | None = None) -> list[str]:
-    """The patent codes that reach the best field score (for the explanation); ``best``: that score,
-    :func:`field_score` of the two, when the caller has it."""
+    """The patent codes that reach the best field score (for the explanation). ``best``: that score,
+    exactly :func:`field_score` of the two, when the caller has it (a fit's field part: both paths
+    give one of the constants of ``LEVEL_SCORES``)."""
     if best is None:
         best = field_score(demand_codes, patent_codes)
     if not best:
