@@ -239,17 +239,11 @@ class Engine:
                 home.entity("demand", candidate.counterpart_id),
                 self.config,
             )
-        owner = self._owner_of(candidate.counterpart_id)
+        owner = next(s for s in self.shards if s.owns_offer(candidate.counterpart_id))
         financier = home.entity("demand", candidate.financier_id) if candidate.financier_id else None
         demand, offer = home.entity("demand", candidate.seeker_id), owner.entity("offer", candidate.counterpart_id)
         fit = owner.fresh_fit(demand, offer)
         return explain_offer(demand, offer, financier, self.config, fit, candidate.inferred_field)
-
-    def _owner_of(self, offer_id: str) -> Shard:
-        """The shard that holds the offer; on one shard, without hashing its id."""
-        if len(self.shards) == 1:
-            return self.shards[0]
-        return next(s for s in self.shards if s.owns_offer(offer_id))
 
     def open_matches(self) -> dict[str, Candidate]:
         return self.views.open_matches()

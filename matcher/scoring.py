@@ -144,17 +144,15 @@ class Components:
     freshness: float
 
     def as_dict(self) -> dict[str, float]:
-        parts = {}
-        if self.field is not None:
-            parts["field"] = round_score(self.field)
-        if self.text is not None:
-            parts["text"] = round_score(self.text)
-        if self.price is not None:
-            parts["price"] = round_score(self.price)
-        parts["strength"] = round_score(self.strength)
-        parts["region"] = round_score(self.region)
-        parts["freshness"] = round_score(self.freshness)
-        return parts
+        parts = {
+            "field": self.field,
+            "text": self.text,
+            "price": self.price,
+            "strength": self.strength,
+            "region": self.region,
+            "freshness": self.freshness,
+        }
+        return {name: round_score(value) for name, value in parts.items() if value is not None}
 
 
 def combine(parts: Components, weights: Weights) -> float:
