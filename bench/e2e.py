@@ -1,25 +1,29 @@
 """End to end on a real broker: how many events per second the service sustains, against the ceiling
 of a bare aiokafka consume → parse → produce on the same broker, and event-to-match latency.
 
-    python -m bench.e2e [--size 100000] [--latency-events 3000] [--workers 1] [--shards 2]
-                        [--worker-setting producer_linger_s=0 ...]
+    python -m bench.e2e [--size 100000] [--steady-events 20000] [--latency-events 3000] [--workers 1]
+                        [--shards 2] [--worker-setting producer_linger_s=0 ...]
 
-1. ``size`` generated listings are published to the input topics first (the backlog).
+1. ``size`` generated listings are published to the input topics first (the backlog that builds the
+   book).
 2. Passthrough: a raw aiokafka consumer reads the backlog, parses each record with orjson and produces
    it to another topic; its rate is the ceiling for anything built on this broker and client.
-3. Service: ``workers`` worker processes of one app start on the backlog (the shard count, ``--shards``,
-   is by default the worker count and at least 2, so that each worker has a shard); the sustained rate
-   is the backlog over the time until the consumer group has committed the end of every topic it reads
-   (input, shard log, answers).
-   Then where the backlog's time went, from the workers' own ``/metrics``: the share of their wall
-   time spent in the engine (``engine_share``; the rest is decoding, answering, merging and Kafka) and
-   paused by garbage collection (``gc_share``), their CPU time per input event (``cpu_ms_per_event``),
-   the engine's milliseconds per input event by trigger kind, and the match and revoke events emitted
-   per input event. The backlog's time includes the workers' start-up, as the rate's does.
+3. Book: ``workers`` worker processes of one app start on the backlog (the shard count, ``--shards``,
+   is by default the worker count and at least 2, so that each worker has a shard), until the consumer
+   group has committed the end of every topic it reads (input, shard log, answers). The backlog over
+   that time, the workers' start-up included, is ``book_build_events_per_s``: events into a book that
+   grows from empty to ``size``, half as large on average as the one the rate is asked of.
    ``backlog_peak_lag``: the most records the workers had yet to take from the shard log, and from the
    answers (the merger's input), polled every second or so: a merger that falls behind the shards
    announces late, but announces a seeker's net change once for all the answers it caught up on.
-4. Latency: ``latency-events`` more events are published at half the sustained rate; for each match
+4. Service: ``steady-events`` lifecycle events (new listings, updates and withdrawals) are published at
+   once onto the built book, and the sustained rate (``service_events_per_s``) is their count over the
+   time until the group has committed them all. Then where that time went, from the workers' own
+   ``/metrics`` over the phase: the share of their wall time spent in the engine (``engine_share``; the
+   rest is decoding, answering, merging and Kafka) and paused by garbage collection (``gc_share``),
+   their CPU time per input event (``cpu_ms_per_event``), the engine's milliseconds per input event by
+   trigger kind, and the match and revoke events emitted per input event.
+5. Latency: ``latency-events`` more events are published at half the sustained rate; for each match
    event, latency is the time it was read back minus the time its trigger event was published, and
    the worker's part of it ends at the event's ``emitted_at`` (the rest is the output topic's way to
    a reader: the producer's linger, the broker, the reader's fetch). From the workers' ``/metrics``
@@ -28,7 +32,7 @@ of a bare aiokafka consume → parse → produce on the same broker, and event-t
    per event, and the load that puts on them at the phase's rate (``latency_cpu_share``: CPU-seconds
    per second per worker; the rate is half the backlog's, but an event costs more at a trickle than
    in a backlog, and near 1 the latency is a queue's).
-5. Recovery: every worker is stopped (SIGTERM) and as many started again on the same book: the seconds
+6. Recovery: every worker is stopped (SIGTERM) and as many started again on the same book: the seconds
    until all are ready again (tables recovered, shards rebuilt), and the longest a new worker left
    ``/health`` unanswered once it had answered (its event loop held by one long computation).
 
@@ -126,21 +130,30 @@ async def page_if_up(worker: WorkerProcess) -> MetricSamples:
         return {}
 
 
-def backlog_split(pages: list[MetricSamples], *, size: int, seconds: float) -> dict[str, Any]:
-    """From the workers' ``/metrics`` after the backlog: the engine's and garbage collection's shares of
-    their wall time, the engine's milliseconds per input event by trigger kind, and the match and revoke
-    events per input event."""
+def backlog_split(
+    before: list[MetricSamples], after: list[MetricSamples], *, size: int, seconds: float
+) -> dict[str, Any]:
+    """From the workers' ``/metrics`` before and after a backlog of ``size`` events that took ``seconds``:
+    the engine's and garbage collection's shares of their wall time, their CPU time per input event,
+    the engine's milliseconds per input event by trigger kind, and the match and revoke events per
+    input event."""
     engine: dict[str, float] = {}
-    for (name, labels), value in (sample for page in pages for sample in page.items()):
-        if name == ENGINE_SECONDS:
-            kind = dict(labels)["trigger"]
-            engine[kind] = engine.get(kind, 0.0) + value
-    emitted = sum(metric_total(page, name) for page in pages for name in EMITTED)
-    paused = sum(metric_total(page, GC_PAUSES + "_sum") for page in pages)
-    cpu = sum(metric_total(page, CPU_SECONDS) for page in pages)
+    for page_before, page_after in zip(before, after, strict=True):
+        for (name, labels), value in page_after.items():
+            if name == ENGINE_SECONDS:
+                kind = dict(labels)["trigger"]
+                engine[kind] = engine.get(kind, 0.0) + value - page_before.get((name, labels), 0.0)
+
+    def delta(name: str) -> float:
+        pairs = zip(before, after, strict=True)
+        return sum(metric_total(a, name) - metric_total(b, name) for b, a in pairs)
+
+    emitted = sum(delta(name) for name in EMITTED)
+    paused = delta(GC_PAUSES + "_sum")
+    cpu = delta(CPU_SECONDS)
     return {
-        "engine_share": round(sum(engine.values()) / (len(pages) * seconds), 3),
-        "gc_share": round(paused / (len(pages) * seconds), 3),
+        "engine_share": round(sum(engine.values()) / (len(after) * seconds), 3),
+        "gc_share": round(paused / (len(after) * seconds), 3),
         "cpu_ms_per_event": round(1000 * cpu / size, 2),
         "engine_ms_per_event": {kind: round(1000 * value / size, 3) for kind, value in sorted(engine.items())},
         "match_events_per_event": round(emitted / size, 2),
@@ -212,9 +225,27 @@ def worker_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
+async def drained(bootstrap: str, settings: Settings, workers: list[WorkerProcess], peak_lag: dict[str, float]) -> None:
+    """Return once the workers' group has committed the end of every topic it reads, raising if a worker
+    dies meanwhile; ``peak_lag`` keeps the most records they had yet to take from the shard log and from
+    the answers, polled every second or so."""
+    topics = settings.topics
+    watched = source_topics(settings)
+    while not await caught_up(bootstrap, settings.app_id, watched):
+        for worker in workers:
+            if worker.process.poll() is not None:
+                raise RuntimeError(f"a worker died:\n{worker.death_report()}")
+        pages = [await page_if_up(worker) for worker in workers]
+        for stage, topic in (("shard_log", topics.shard_log), ("answers", topics.answers)):
+            lag = sum(metric_total(page, "patentmatch_consumer_lag", topic=topic) for page in pages)
+            peak_lag[stage] = max(peak_lag[stage], lag)
+        await asyncio.sleep(1)
+
+
 async def measure(
     bootstrap: str,
     size: int,
+    steady_events: int,
     latency_events: int,
     workers: int,
     shards: int | None = None,
@@ -224,7 +255,8 @@ async def measure(
     ``worker_settings``: environment variables for the workers (:func:`worker_env`)."""
     market = Market(100)
     backlog = market.listings(size, expiring=0.0)
-    later = market.lifecycle(latency_events)
+    later = market.lifecycle(latency_events)  # drawn first: the latency's events as before the steady phase
+    steady = market.lifecycle(steady_events)
     deployment = Deployment(
         bootstrap, shards=shards or max(workers, Deployment.shards), extra_env=worker_settings or {}
     )
@@ -242,26 +274,23 @@ async def measure(
     started_workers = [deployment.start_worker() for _ in range(workers)]
     try:
         started = time.perf_counter()
-        watched = source_topics(settings)
         peak_lag = {"shard_log": 0.0, "answers": 0.0}
         await asyncio.sleep(2)
-        while not await caught_up(bootstrap, settings.app_id, watched):
-            for worker in started_workers:
-                if worker.process.poll() is not None:
-                    raise RuntimeError(f"a worker died:\n{worker.death_report()}")
-            pages = [await page_if_up(worker) for worker in started_workers]
-            for stage, topic in (("shard_log", topics.shard_log), ("answers", topics.answers)):
-                lag = sum(metric_total(page, "patentmatch_consumer_lag", topic=topic) for page in pages)
-                peak_lag[stage] = max(peak_lag[stage], lag)
-            await asyncio.sleep(1)
-        backlog_s = time.perf_counter() - started
-        service_rate = size / backlog_s
-        print(f"service {service_rate:.0f} events/s on the backlog", file=sys.stderr)
-        after_backlog = [await scrape_metrics(worker) for worker in started_workers]
-        split = backlog_split(after_backlog, size=size, seconds=backlog_s)
+        await drained(bootstrap, settings, started_workers, peak_lag)
+        build_rate = size / (time.perf_counter() - started)
+        print(f"book of {size} built at {build_rate:.0f} events/s", file=sys.stderr)
+        after_build = [await scrape_metrics(worker) for worker in started_workers]
+        started = time.perf_counter()
+        await publish_log(bootstrap, settings, [record_of(d, topics) for d in steady])
+        await drained(bootstrap, settings, started_workers, peak_lag)
+        steady_s = time.perf_counter() - started
+        service_rate = len(steady) / steady_s
+        print(f"service {service_rate:.0f} events/s on the built book", file=sys.stderr)
+        after_steady = [await scrape_metrics(worker) for worker in started_workers]
+        split = backlog_split(after_build, after_steady, size=len(steady), seconds=steady_s)
         latencies, in_worker = await latency(deployment, later, rate=service_rate / 2)
         after_latency = [await scrape_metrics(worker) for worker in started_workers]
-        during = latency_split(after_backlog, after_latency, events=len(later), rate=service_rate / 2)
+        during = latency_split(after_steady, after_latency, events=len(later), rate=service_rate / 2)
         ready_s, silence_s = await recovery(deployment, started_workers)
     finally:
         deployment.stop_all()
@@ -270,6 +299,8 @@ async def measure(
         "workers": workers,
         "shards": settings.shards,
         **({"worker_settings": worker_settings} if worker_settings else {}),
+        "book_build_events_per_s": round(build_rate, 1),
+        "steady_events": len(steady),
         "service_events_per_s": round(service_rate, 1),
         "passthrough_events_per_s": round(ceiling, 1),
         "ratio": round(service_rate / ceiling, 4),
@@ -347,6 +378,12 @@ def broker_bootstrap(stack: contextlib.ExitStack) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument(
+        "--steady-events",
+        type=int,
+        default=20_000,
+        help="lifecycle events (before their updates and withdrawals) timed as a backlog on the built book",
+    )
     parser.add_argument("--latency-events", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=1, help="worker processes of the app (one per core)")
     parser.add_argument(
@@ -368,7 +405,15 @@ def main() -> None:
         parser.error(str(error))
     with contextlib.ExitStack() as stack:
         result = asyncio.run(
-            measure(broker_bootstrap(stack), args.size, args.latency_events, args.workers, args.shards, env)
+            measure(
+                broker_bootstrap(stack),
+                args.size,
+                args.steady_events,
+                args.latency_events,
+                args.workers,
+                args.shards,
+                env,
+            )
         )
     print(orjson.dumps(result).decode())
 
