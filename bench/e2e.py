@@ -30,7 +30,7 @@ of a bare aiokafka consume → parse → produce on the same broker, and event-t
    over this phase: each stage's p50 and p99 record age (the wait before that hop, interpolated in
    the histogram's buckets), the time the workers spent paused in garbage collections, their CPU time
    per event, and the load that puts on them at the phase's rate (``latency_cpu_share``: CPU-seconds
-   per second per worker; the rate is half the backlog's, but an event costs more at a trickle than
+   per second per worker; the rate is half the steady phase's, but an event costs more at a trickle than
    in a backlog, and near 1 the latency is a queue's).
 6. Recovery: every worker is stopped (SIGTERM) and as many started again on the same book: the seconds
    until all are ready again (tables recovered, shards rebuilt), and the longest a new worker left
@@ -255,7 +255,7 @@ async def measure(
     ``worker_settings``: environment variables for the workers (:func:`worker_env`)."""
     market = Market(100)
     backlog = market.listings(size, expiring=0.0)
-    later = market.lifecycle(latency_events)  # drawn first: the latency's events as before the steady phase
+    later = market.lifecycle(latency_events)  # drawn before the steady phase's: the same as in earlier runs
     steady = market.lifecycle(steady_events)
     deployment = Deployment(
         bootstrap, shards=shards or max(workers, Deployment.shards), extra_env=worker_settings or {}
