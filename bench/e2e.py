@@ -130,6 +130,12 @@ async def page_if_up(worker: WorkerProcess) -> MetricSamples:
         return {}
 
 
+def growth(before: list[MetricSamples], after: list[MetricSamples], name: str, **labels: str) -> float:
+    """How much ``name`` (with ``labels``) grew between two scrapes of each worker, summed over the workers."""
+    pairs = zip(before, after, strict=True)
+    return sum(metric_total(a, name, **labels) - metric_total(b, name, **labels) for b, a in pairs)
+
+
 def backlog_split(
     before: list[MetricSamples], after: list[MetricSamples], *, size: int, seconds: float
 ) -> dict[str, Any]:
@@ -143,14 +149,9 @@ def backlog_split(
             if name == ENGINE_SECONDS:
                 kind = dict(labels)["trigger"]
                 engine[kind] = engine.get(kind, 0.0) + value - page_before.get((name, labels), 0.0)
-
-    def delta(name: str) -> float:
-        pairs = zip(before, after, strict=True)
-        return sum(metric_total(a, name) - metric_total(b, name) for b, a in pairs)
-
-    emitted = sum(delta(name) for name in EMITTED)
-    paused = delta(GC_PAUSES + "_sum")
-    cpu = delta(CPU_SECONDS)
+    emitted = sum(growth(before, after, name) for name in EMITTED)
+    paused = growth(before, after, GC_PAUSES + "_sum")
+    cpu = growth(before, after, CPU_SECONDS)
     return {
         "engine_share": round(sum(engine.values()) / (len(after) * seconds), 3),
         "gc_share": round(paused / (len(after) * seconds), 3),
@@ -193,8 +194,7 @@ def latency_split(
                 stage[bound] = stage.get(bound, 0.0) + value - page_before.get((name, labels), 0.0)
 
     def delta(name: str, **labels: str) -> float:
-        pairs = zip(before, after, strict=True)
-        return sum(metric_total(a, name, **labels) - metric_total(b, name, **labels) for b, a in pairs)
+        return growth(before, after, name, **labels)
 
     return {
         "latency_record_age_ms": {
